@@ -481,6 +481,9 @@ enum Failure {
     BodyCut,
     /// Too many bodies are held at once: the hub is busy.
     Busy,
+    /// The device's user's role or areas changed while the hub judged the request: its answer,
+    /// made for the rights before, is not sent (what was stored stays).
+    AccessChanged,
     Internal,
 }
 
@@ -517,7 +520,10 @@ impl Failure {
             Failure::TooManyRequests => ("too many requests at once", false),
             Failure::BodyTooSlow => ("the body arrived too slowly", false),
             Failure::BodyCut => ("the body was cut", false),
-            Failure::Auth(_) | Failure::Hub(HubError::Store(_)) | Failure::Busy => return None,
+            Failure::Auth(_)
+            | Failure::Hub(HubError::Store(_))
+            | Failure::Busy
+            | Failure::AccessChanged => return None,
             Failure::Internal => return None,
         };
         Some((reason.into(), suspect))
@@ -632,6 +638,16 @@ impl IntoResponse for Failure {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
+                response
+            }
+            Failure::AccessChanged => {
+                let mut response = error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "this user's role or areas changed during the sync: sync again",
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 response
             }
             Failure::Internal => error(StatusCode::INTERNAL_SERVER_ERROR, "hub error"),
@@ -1040,16 +1056,12 @@ async fn serve_authenticated(
     if declared.is_some_and(|n| n > limit) {
         return Err(Failure::BodyTooLarge);
     }
-    let reading = tokio::time::Instant::now();
     let budget = Budget {
         small: &hub.guards.small_body_kib,
         small_kib: SMALL_BODY_KIB,
         large: &hub.guards.body_kib,
     };
     let (body, _held) = read_body(body, limit, &hub.http, &budget).await?;
-    // A body that took long to arrive: the device may have been revoked, or its user's areas
-    // changed, meanwhile; it is answered as the registry says now.
-    let recheck = reading.elapsed() > Duration::from_secs(1);
     let _turn = hub
         .guards
         .storage_turn(who.user, hub.workers.threads, hub.http.user_wait)
@@ -1060,16 +1072,23 @@ async fn serve_authenticated(
         .workers
         .run(move || -> Result<Vec<u8>, Failure> {
             let hub = job;
-            let who = match recheck {
-                true => principal(&hub, &token)?,
-                false => who,
-            };
+            // As the registry says now: the device may have been revoked, or its user's role
+            // or areas changed, while its body arrived or it waited for its turn.
+            let who = principal(&hub, &token)?;
             let started = std::time::Instant::now();
             let response = match endpoint {
                 Endpoint::Sync => hub.backend.sync(&who, &body, &hub.limits),
                 Endpoint::Attachment => hub.backend.attachment(&who, &body, &hub.limits),
             };
             let response = response.map_err(Failure::Hub)?;
+            // And once the answer is made: revoked meanwhile, or moved out of an area, the
+            // device gets no answer made for its rights before (the records of an area it
+            // left, a colleague's cases for a revoked phone). What its pushes stored stays,
+            // judged as they arrived, as if before the change; sent again, they change
+            // nothing, and are judged by the new rights.
+            if principal(&hub, &token)? != who {
+                return Err(Failure::AccessChanged);
+            }
             tracing::info!(
                 device = %who.device,
                 request_bytes = body.len(),

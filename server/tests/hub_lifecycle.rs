@@ -144,6 +144,94 @@ fn naming_records_again_never_amplifies_the_answer() {
 /// re-filing it under C02. It is refused as out of scope, never quarantined, and the monitor
 /// never receives the case. A real quarantine (a monitor who lost the area) shows the reviewer
 /// what it would change without any value, and `accept` checks scope and rules again.
+/// A device revoked, or its user moved out of an area, while the hub judges its request (a
+/// large push from a phone back from days offline) gets no answer made for its rights before:
+/// the answer carried a colleague's cases to the revoked phone, and the old district's to
+/// the moved monitor, once the administrator's command had returned.
+#[test]
+fn rights_changed_during_a_request_are_those_its_answer_is_made_for() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut colleague = Device::enrol(
+        dir.path(),
+        &data,
+        "colleague",
+        Role::CommunityMonitor,
+        &[C01],
+        1,
+    );
+    let mut revoked = Device::enrol(
+        dir.path(),
+        &data,
+        "revoked",
+        Role::CommunityMonitor,
+        &[C01],
+        2,
+    );
+    let mut moved = Device::enrol(
+        dir.path(),
+        &data,
+        "moved",
+        Role::CommunityMonitor,
+        &[C01],
+        3,
+    );
+    let hub = Hub::start(&data);
+    let theirs: Vec<Uuid> = (0..20)
+        .map(|i| {
+            let c = child(area(C01), &format!("Enfant {i}"), colleague.user());
+            colleague.store.create(&c).unwrap().id
+        })
+        .collect();
+    colleague.sync(&hub.url).unwrap();
+    for (device, change) in [(&mut revoked, "revoke"), (&mut moved, "areas")] {
+        // Days of work offline: a push the hub takes seconds to judge.
+        let pushes: Vec<PushEntry> = (0..1000)
+            .map(|i| {
+                let c = child(area(C01), &format!("Hors ligne {i}"), device.user());
+                let id = device.store.create(&c).unwrap().id;
+                PushEntry {
+                    id,
+                    heads: Vec::new(),
+                    changes: device.store.export_document(id).unwrap(),
+                }
+            })
+            .collect();
+        let body = request(device, pushes, Vec::new(), 1 << 22);
+        let (url, token) = (hub.url.clone(), format!("Bearer {}", device.token_text));
+        let sent = std::thread::spawn(move || post_sync(&agent(), &url, Some(&token), &body));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        match change {
+            "revoke" => assert!(revoke(&data, device.store.device_id())),
+            _ => set_areas(&data, device.user(), &[C02]),
+        }
+        let (status, answer) = sent.join().unwrap().expect("the hub answers");
+        if status == 200 {
+            // Judged whole before the change: an answer made for the rights after it.
+            let answer = vigie_core::sync::wire::decode_response(&answer, 1 << 30).unwrap();
+            let leaked: Vec<_> = answer
+                .records
+                .iter()
+                .filter(|r| theirs.contains(&r.id))
+                .collect();
+            assert!(
+                leaked.is_empty(),
+                "{change}: {} of a colleague's cases",
+                leaked.len()
+            );
+        } else {
+            let expected = if change == "revoke" { 403 } else { 503 };
+            assert_eq!(
+                status,
+                expected,
+                "{change}: {}",
+                String::from_utf8_lossy(&answer)
+            );
+        }
+    }
+    drop(hub);
+}
+
 #[test]
 fn quarantine_is_no_back_door() {
     const NAME: &str = "Akissi Bamba";
