@@ -397,8 +397,10 @@ pub fn settled_quarantine(backend: &dyn Backend, entry: i64) -> Result<Option<Se
 /// A record a review accepted under a community no area tree holds any more (its author
 /// recorded it before the community was merged or renamed) is filed where that community's
 /// records were filed again (`refile_community`), as that command would have filed it had it
-/// been on the hub then: else no one who works there sees it. One that would break a rule
-/// there stays where it is (the warning on accepting names the command).
+/// been on the hub then: else no one who works there sees it. One under a community the tree
+/// in force places in another district (moved since) is filed where the tree puts it, as
+/// that command files them. One that would break a rule there stays where it is (the warning
+/// on accepting names the command).
 fn refile_after_review(
     tx: &mut dyn HubTransaction,
     actor: &automerge::ActorId,
@@ -408,13 +410,16 @@ fn refile_after_review(
     let Some(area) = tx.record(record, false)?.and_then(|r| r.area) else {
         return Ok(());
     };
-    if !vigie_core::sync::community_gone(&area.community, reference) {
+    let Some(tree) = reference.area_tree(&area.country) else {
         return Ok(());
-    }
-    let Some(to) = tx
-        .refiled_to(&area.community)?
-        .and_then(|code| reference.area_tree(&area.country)?.area_of(&code))
-    else {
+    };
+    let to = match vigie_core::sync::community_gone(&area.community, reference) {
+        true => tx
+            .refiled_to(&area.community)?
+            .and_then(|code| tree.area_of(&code)),
+        false => tree.area_of(&area.community).filter(|to| *to != area),
+    };
+    let Some(to) = to else {
         return Ok(());
     };
     match vigie_core::sync::refile_record(tx, actor, crate::ADMIN_AUTHOR, reference, record, &to) {

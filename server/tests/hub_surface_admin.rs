@@ -978,6 +978,99 @@ fn publishing_a_tree_names_the_communities_records_stay_filed_under() {
     );
 }
 
+/// Work recorded offline under a community that a new tree then moves to another district or
+/// renames, pushed after `vigie reference refile` filed that community's records: it was taken
+/// where the old tree put it (the old district's inspector received the case, the new one's
+/// never did). It goes to review, and, accepted, is filed where that community's records went.
+#[test]
+fn work_pushed_after_its_community_was_refiled_is_filed_where_the_community_went() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let hub = Hub::start(&data);
+    const C07: &str = "CI-R1-D2-C07";
+    let mut d1 = Device::enrol(
+        dir.path(),
+        &data,
+        "insp-d1",
+        Role::Inspector,
+        &["CI-R1-D1"],
+        1,
+    );
+    let mut d2 = Device::enrol(
+        dir.path(),
+        &data,
+        "insp-d2",
+        Role::Inspector,
+        &["CI-R1-D2"],
+        2,
+    );
+    let supervisor = Device::enrol(dir.path(), &data, "sup", Role::Supervisor, &["CI-R1"], 3);
+    d1.sync(&hub.url).unwrap();
+    d2.sync(&hub.url).unwrap();
+    // Offline: D1's inspector records a case in C01, D2's one in C07.
+    let in_c01 = d1
+        .store
+        .create(&child(area(C01), "Awa", d1.user()))
+        .unwrap();
+    let in_c07 = d2
+        .store
+        .create(&child(area(C07), "Fatou", d2.user()))
+        .unwrap();
+    // Meanwhile C01 goes to district D2, C07 is renamed C07N; each community's records (none
+    // yet on the hub) are filed again.
+    let tree = std::fs::read_to_string(common::reference::SAMPLE_AREAS).unwrap();
+    let tree = tree.replace(&format!("\"{C07}\""), &format!("\"{C07}N\""));
+    let mut tree: serde_json::Value = serde_json::from_str(&tree).unwrap();
+    let districts = tree["administrative_areas"]["children"][0]["children"]
+        .as_array_mut()
+        .unwrap();
+    let in_d1 = districts[0]["children"].as_array_mut().unwrap();
+    let c01 = in_d1.remove(in_d1.iter().position(|c| c["code"] == C01).unwrap());
+    districts[1]["children"].as_array_mut().unwrap().push(c01);
+    let path = dir.path().join("areas-v2.json");
+    std::fs::write(&path, tree.to_string()).unwrap();
+    assert!(
+        admin(&data, &["reference", "publish", path.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let c07n = format!("{C07}N");
+    for refile in [
+        vec!["--community", C01],
+        vec!["--community", C07, "--to", &c07n],
+    ] {
+        let mut args = vec!["reference", "refile"];
+        args.extend(refile);
+        assert!(admin(&data, &args).status.success());
+    }
+    // Each inspector's push goes to review, not under the old place.
+    assert_eq!(d1.sync(&hub.url).unwrap().quarantined, vec![in_c01.id]);
+    assert_eq!(d2.sync(&hub.url).unwrap().quarantined, vec![in_c07.id]);
+    let (_, entries) = lifecycle::quarantine_list(&data);
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    for entry in &entries {
+        assert_eq!(entry["state"], "applies", "{entry}");
+        let out = lifecycle::quarantine_accept(
+            &data,
+            entry["entry"].as_i64().unwrap(),
+            Some(supervisor.user()),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Filed where the tree in force puts the community, and where its records went.
+    d1.sync(&hub.url).unwrap();
+    d2.sync(&hub.url).unwrap();
+    assert!(!d1.has(in_c01.id));
+    let moved: ChildCase = d2.store.get(in_c01.id).unwrap();
+    assert_eq!(moved.area, Area::new("CI", "CI-R1", "CI-R1-D2", C01));
+    let renamed: ChildCase = d2.store.get(in_c07.id).unwrap();
+    assert_eq!(renamed.area.community, c07n);
+}
+
 #[test]
 fn a_first_sync_whose_answer_is_lost_keeps_its_store_and_goes_on_at_the_next_try() {
     let dir = TempDir::new().unwrap();

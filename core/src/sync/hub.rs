@@ -2339,6 +2339,7 @@ fn write_as<R: Record>(
         author_role: who.role,
         limits: &HubLimits::default(),
         today: crate::domain::records::Today::by_clock(),
+        pushed: false,
     };
     save_admitted(
         tx,
@@ -2548,6 +2549,7 @@ fn accept_push(
         author_role: who.role,
         limits,
         today,
+        pushed: true,
     };
     let hidden = |tx: &mut dyn HubTransaction, prepared| -> Result<PushOutcome> {
         Ok(match evaluate_new(tx, &rules, entry, prepared)? {
@@ -2649,6 +2651,9 @@ pub(crate) struct Rules<'a> {
     /// What the days the changes tell of are judged against: the hub's day in the sender's
     /// time zone when its request said its clock (`SyncRequest::device_clock`).
     pub(crate) today: crate::domain::records::Today,
+    /// Whether the changes come from the sender's device in a sync (not a console edit, nor
+    /// a review's acceptance of changes held).
+    pub(crate) pushed: bool,
 }
 
 /// The refusal for bytes that would not decode into a document.
@@ -3727,6 +3732,18 @@ fn admit_content<'a>(
         &record,
         &today,
     )?;
+    // Filed by its sender (new, or moved by its changes) under a community the area tree in
+    // force places elsewhere or holds no more (moved to another district, renamed, merged
+    // since the phone last received a tree): taken where the old tree put it, no one who
+    // works there now saw it, and those who no longer do did. It goes to review, where the
+    // sender held it once (`quarantine_new`); accepted, it is filed where that community's
+    // records went (`vigie reference refile`).
+    if rules.pushed
+        && base.as_ref().map(TypedRecord::area) != Some(theirs.area())
+        && !filed_as_tree_in_force(rules.reference, &area)
+    {
+        return Err(Refusal::OutOfScope.into());
+    }
     // Two edits each right, together a case no single write may leave (one device verifies
     // it, another moves the referral's date after; two remove each one of its two referrals):
     // refused as a merged record that breaks a rule is, unless the record was so already.
@@ -4094,6 +4111,13 @@ pub(crate) fn check_content(
         rights::check_step(role, user, &step).map_err(|e| Refused::step(step.field(), e))?;
     }
     Ok(())
+}
+
+/// Whether `area` is a path of its country's area tree in force (or the country has none).
+pub(crate) fn filed_as_tree_in_force(reference: &ReferenceData, area: &Area) -> bool {
+    reference
+        .area_tree(&area.country)
+        .is_none_or(|tree| tree.check(area, "area").is_ok())
 }
 
 /// Whether a record's pins are those it was created with (`from`), or, for a new record, name

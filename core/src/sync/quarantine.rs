@@ -578,6 +578,7 @@ pub fn describe_quarantined(
         author_role,
         limits: &HubLimits::default(),
         today: crate::domain::records::Today::by_clock(),
+        pushed: false,
     };
     let stored_kind = stored_kind.then_some(kind);
     let Ok(rewritten) = as_its_author(stored.as_ref(), &document, &before, kind, entry) else {
@@ -717,6 +718,7 @@ pub fn accept_quarantined(
         author_role,
         limits: &HubLimits::default(),
         today: crate::domain::records::Today::by_clock(),
+        pushed: false,
     };
     const REFUSED: &str = "the reviewed changes break a rule";
     // A new record has no history before the entry's changes (`before` is empty).
