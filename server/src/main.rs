@@ -963,7 +963,8 @@ fn run(cli: Cli) -> Result<(), String> {
             // a community's code can point at a child (the records seal their areas).
             journal(&*backend, None, "user_areas", Some(user), COMMAND_LINE);
             done(&format!(
-                "user {user}: areas {}; their devices hold their new scope at their next sync",
+                "user {user}: areas {}; their devices hold their new scope at their next sync; \
+                 {HANDED}",
                 if areas.is_empty() {
                     "none".to_string()
                 } else {
@@ -1117,7 +1118,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     done(&format!(
                         "user {user}: deactivated; their devices keep nothing from their next \
                          sync, and sync until revoked (what they send goes to review): \
-                         `vigie device revoke` each one no one is to use any more"
+                         `vigie device revoke` each one no one is to use any more; {HANDED}"
                     ));
                     Ok(())
                 }
@@ -2365,6 +2366,11 @@ fn sync(
     );
     store.close().map_err(|e| SyncFailed::from(e.to_string()))
 }
+
+/// What a user's change of areas or deactivation leaves as it was, said then: a moved
+/// monitor's open cases stayed on her due list, where no one of her old community saw them.
+const HANDED: &str = "the cases assigned to them (their follow-ups due, their alerts) stay \
+    theirs until `vigie user hand-over --from <their id> --to <a successor's id>`";
 
 /// Says on stderr what an administration command did (stdout stays for what scripts read).
 fn done(what: &str) {

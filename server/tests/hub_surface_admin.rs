@@ -497,7 +497,11 @@ fn a_user_loses_every_area_changes_role_and_comes_back_on_the_command_line() {
         &["user", "role", "--user", &id, "--role", "administrator"],
     );
     assert!(said.contains("administrator has no area"), "{said}");
-    admin_lines(&data, &["user", "areas", "--user", &id, "--none"]);
+    // What stays as it was is said: their cases stay theirs until handed over.
+    let out = admin(&data, &["user", "areas", "--user", &id, "--none"]);
+    assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("vigie user hand-over --from"), "{said}");
     assert_eq!(user_line(&data, user)["areas"], serde_json::json!([]));
     admin_lines(
         &data,
