@@ -1114,6 +1114,52 @@ fn the_hub_refuses_uploads_over_its_limits_with_the_figures() {
     );
 }
 
+/// A hub restarted with a lower limit per file judges the files it is sent after, not those a
+/// record holds: every later edit of a record holding a larger file was refused (a
+/// colleague's hours, a follow-up), and the record stayed refused on every phone.
+#[test]
+fn a_lowered_limit_judges_new_files_not_those_a_record_holds() {
+    let (_dir, mut hub, mut devices) = world(&[MONITOR]);
+    let mut a = devices.remove(0);
+    let visit = new_visit(&mut a);
+    a.store
+        .add_attachment(visit.id, &document(), &pdf(&[4u8; 300_000])[..])
+        .unwrap();
+    sync(&mut a, &mut hub);
+    let mut tight = HubLimits::default();
+    tight.attachments.max_file_bytes = 100_000;
+    let push = |a: &mut Device, hub: &mut Store| {
+        let options = vigie_core::sync::SyncOptions::default();
+        let request = a.store.hub_sync_request(&options).unwrap();
+        let answer = common::handle(hub, &a.principal, &request, &tight).unwrap();
+        a.store.hub_sync_apply(&answer, &options).unwrap().refused
+    };
+    let mut edited: Visit = a.store.get(visit.id).unwrap();
+    edited.findings = "Revu le lendemain.".into();
+    a.store.update(&edited).unwrap();
+    assert_eq!(push(&mut a, &mut hub), vec![]);
+    assert_eq!(
+        hub.get::<Visit>(visit.id).unwrap().findings,
+        "Revu le lendemain."
+    );
+    // A file added over the lowered limit is refused, as ever: the phone holds the hub's
+    // limits from its answer, and names the file added, not the one the record holds.
+    match a
+        .store
+        .add_attachment(visit.id, &document(), &pdf(&[5u8; 150_000])[..])
+    {
+        Err(vigie_core::Error::Attachment(AttachmentRefusal::FileTooLarge { limit, .. })) => {
+            assert_eq!(limit, 100_000)
+        }
+        other => panic!("{other:?}"),
+    }
+    // And a small one is taken beside the large one.
+    a.store
+        .add_attachment(visit.id, &document(), &pdf(&[6u8; 1_000])[..])
+        .unwrap();
+    assert_eq!(push(&mut a, &mut hub), vec![]);
+}
+
 #[test]
 fn erasure_removes_every_byte_of_an_attachment_everywhere() {
     let (dir, mut hub, mut devices) = world(&[MONITOR, SUPERVISOR]);

@@ -210,25 +210,37 @@ pub fn validate_new_captions(
     Ok(())
 }
 
-/// Checks a record's whole manifest: every entry, their number and their total size.
+/// Checks a record's manifest `entries` as a change leaves it, from `held` before it: each
+/// entry it adds, and their number and total size when it adds to them. What the record held
+/// stays, judged when it came: a hub restarted with a lower limit refused every later edit of
+/// a case holding a larger file (a colleague's hours, a follow-up), the case kept refused on
+/// every phone, and a phone refused a small file naming the large one.
 pub fn validate_manifest(
+    held: &[Attachment],
     entries: &[Attachment],
     limits: &AttachmentLimits,
 ) -> Result<(), AttachmentRefusal> {
-    if entries.len() as u64 > u64::from(limits.max_per_record) {
+    let count = entries.len() as u64;
+    if count > u64::from(limits.max_per_record) && count > held.len() as u64 {
         return Err(AttachmentRefusal::TooManyForRecord {
-            count: entries.len() as u64,
+            count,
             limit: limits.max_per_record,
         });
     }
-    let total: u64 = entries.iter().map(|a| a.size).sum();
-    if total > limits.max_record_bytes {
+    let bytes = |entries: &[Attachment]| entries.iter().map(|a| a.size).sum::<u64>();
+    let total = bytes(entries);
+    if total > limits.max_record_bytes && total > bytes(held) {
         return Err(AttachmentRefusal::RecordTooLarge {
             size: total,
             limit: limits.max_record_bytes,
         });
     }
-    for entry in entries {
+    let added = entries.iter().filter(|entry| {
+        !held
+            .iter()
+            .any(|h| h.id == entry.id && h.size == entry.size && h.sha256 == entry.sha256)
+    });
+    for entry in added {
         if entry.size > limits.max_file_bytes {
             return Err(AttachmentRefusal::FileTooLarge {
                 size: entry.size,

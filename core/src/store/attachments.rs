@@ -1026,7 +1026,7 @@ fn edit_manifest(
         )
         .map_err(|e| e.refusal)?;
     }
-    validate_manifest(&now, limits).map_err(refused)?;
+    validate_manifest(&was, &now, limits).map_err(refused)?;
     crate::domain::attachment::validate_new_captions(&was, &now)
         .map_err(|e| refused(AttachmentRefusal::Invalid(e)))?;
     documents::save_document(
