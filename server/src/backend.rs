@@ -329,9 +329,10 @@ pub(crate) fn review_in<S: HubStorage + ?Sized>(
                 }
                 let view = describe_quarantined(tx, &quarantined)?;
                 let scope = who.scope(reference);
-                if ![&view.area_before, &view.area_after]
+                if !view
+                    .reviewed_at()
                     .iter()
-                    .any(|a| a.as_ref().is_some_and(|a| scope.covers(a)))
+                    .any(|a| a.is_some_and(|a| scope.covers(a)))
                 {
                     return Err(Error::NotAllowed {
                         rule: "the record is outside the reviewer's areas".into(),
@@ -410,16 +411,7 @@ fn refile_after_review(
     let Some(area) = tx.record(record, false)?.and_then(|r| r.area) else {
         return Ok(());
     };
-    let Some(tree) = reference.area_tree(&area.country) else {
-        return Ok(());
-    };
-    let to = match vigie_core::sync::community_gone(&area.community, reference) {
-        true => tx
-            .refiled_to(&area.community)?
-            .and_then(|code| tree.area_of(&code)),
-        false => tree.area_of(&area.community).filter(|to| *to != area),
-    };
-    let Some(to) = to else {
+    let Some(to) = vigie_core::sync::refiled_area(tx, reference, &area)? else {
         return Ok(());
     };
     match vigie_core::sync::refile_record(tx, actor, crate::ADMIN_AUTHOR, reference, record, &to) {

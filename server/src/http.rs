@@ -520,10 +520,12 @@ impl Failure {
             Failure::TooManyRequests => ("too many requests at once", false),
             Failure::BodyTooSlow => ("the body arrived too slowly", false),
             Failure::BodyCut => ("the body was cut", false),
-            Failure::Auth(_)
-            | Failure::Hub(HubError::Store(_))
-            | Failure::Busy
-            | Failure::AccessChanged => return None,
+            Failure::Auth(_) | Failure::Hub(HubError::Store(_)) | Failure::Busy => return None,
+            // Said, so that an operator sees why a device is told to sync again.
+            Failure::AccessChanged => (
+                "the device's user's role or areas changed during the request: its answer was not sent",
+                false,
+            ),
             Failure::Internal => return None,
         };
         Some((reason.into(), suspect))

@@ -526,7 +526,8 @@ enum QuarantineCommand {
     /// One JSON line per entry: entry, record, kind, device, user (who sent it), received
     /// (RFC 3339, as the other listings) and received_ms,
     /// bytes, state (applies, already_in, breaks_a_rule, record_gone, does_not_apply), fields (the
-    /// record's fields the changes would change), area_before, area_after, authors (user and
+    /// record's fields the changes would change), area_before, area_after, filed_at (where
+    /// accepting files it, when its community moved or was renamed since), authors (user and
     /// device each change names), attachments_added and attachments_removed (id, kind,
     /// media_type and size of each: never a caption). Never a value of the record.
     List {
@@ -2004,6 +2005,7 @@ fn quarantine(command: QuarantineCommand) -> Result<(), String> {
                         "fields": q.fields,
                         "area_before": area_json(&q.area_before),
                         "area_after": area_json(&q.area_after),
+                        "filed_at": area_json(&q.filed_at),
                         "authors": authors,
                         "attachments_added": attachments_json(&q.attachments_added),
                         "attachments_removed": attachments_json(&q.attachments_removed),

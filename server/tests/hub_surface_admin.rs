@@ -1008,7 +1008,8 @@ fn work_pushed_after_its_community_was_refiled_is_filed_where_the_community_went
         &["CI-R1-D2"],
         2,
     );
-    let supervisor = Device::enrol(dir.path(), &data, "sup", Role::Supervisor, &["CI-R1"], 3);
+    let old_place = add_user(&data, "Sup D1", Role::Supervisor, &["CI-R1-D1"]);
+    let new_place = add_user(&data, "Sup D2", Role::Supervisor, &["CI-R1-D2"]);
     d1.sync(&hub.url).unwrap();
     d2.sync(&hub.url).unwrap();
     // Offline: D1's inspector records a case in C01, D2's one in C07.
@@ -1054,11 +1055,14 @@ fn work_pushed_after_its_community_was_refiled_is_filed_where_the_community_went
     assert_eq!(entries.len(), 2, "{entries:?}");
     for entry in &entries {
         assert_eq!(entry["state"], "applies", "{entry}");
-        let out = lifecycle::quarantine_accept(
-            &data,
-            entry["entry"].as_i64().unwrap(),
-            Some(supervisor.user()),
-        );
+        let number = entry["entry"].as_i64().unwrap();
+        // Reviewed by the supervisors of where accepting files it, not of the old place.
+        assert_eq!(entry["filed_at"]["district"], "CI-R1-D2", "{entry}");
+        if entry["record"] == in_c01.id.to_string() {
+            let out = lifecycle::quarantine_accept(&data, number, Some(old_place));
+            assert!(!out.status.success());
+        }
+        let out = lifecycle::quarantine_accept(&data, number, Some(new_place));
         assert!(
             out.status.success(),
             "{}",

@@ -3732,16 +3732,14 @@ fn admit_content<'a>(
         &record,
         &today,
     )?;
-    // Filed by its sender (new, or moved by its changes) under a community the area tree in
-    // force places elsewhere or holds no more (moved to another district, renamed, merged
-    // since the phone last received a tree): taken where the old tree put it, no one who
-    // works there now saw it, and those who no longer do did. It goes to review, where the
-    // sender held it once (`quarantine_new`); accepted, it is filed where that community's
-    // records went (`vigie reference refile`).
-    if rules.pushed
-        && base.as_ref().map(TypedRecord::area) != Some(theirs.area())
-        && !filed_as_tree_in_force(rules.reference, &area)
-    {
+    // A record new to the hub, filed under a community the area tree in force places
+    // elsewhere or holds no more (moved to another district, renamed, merged since the phone
+    // last received a tree): taken where the old tree put it, no one who works there now saw
+    // it, and those who no longer do did. It goes to review, where the sender held it once
+    // (`quarantine_new`); accepted, it is filed where that community's records went (`vigie
+    // reference refile`). (An edit that moves a record the hub holds there is taken as
+    // before: refused, it would wait on the phone for good, for no review takes it.)
+    if rules.pushed && stored_kind.is_none() && !filed_as_tree_in_force(rules.reference, &area) {
         return Err(Refusal::OutOfScope.into());
     }
     // Two edits each right, together a case no single write may leave (one device verifies
@@ -3821,7 +3819,7 @@ fn admit_content<'a>(
         rights::check_visit_still_open(held, base, theirs, files_changed)
             .map_err(|e| Refused::step("visit", e))?;
     }
-    check_manifest(kind, document, &rules.limits.attachments)?;
+    check_manifest(kind, (document, before), &rules.limits.attachments)?;
     check_manifest_authorship(document, before, files.as_ref(), rules.author.user)?;
     // A file added to a case its sender saw merged into another: the case kept, which stands
     // for the child, would never show it (as for any other edit, `Step::MergedDuplicateEdited`).
@@ -4169,7 +4167,7 @@ pub(crate) fn pins_kept(
 /// reads, and the whole is within the hub's limits.
 fn check_manifest(
     kind: RecordKind,
-    document: &Automerge,
+    (document, before): (&Automerge, &[ChangeHash]),
     limits: &AttachmentLimits,
 ) -> std::result::Result<(), Refused> {
     if doc::attachment_keys(document) == 0 {
@@ -4193,7 +4191,12 @@ fn check_manifest(
     }
     // The field and the limit it breaks, so the app can say what to do ("too many photos on
     // this record: remove one"): two devices adding attachments offline may go over together.
-    validate_manifest(&entries, limits).map_err(|refusal| {
+    // What the hub held is not judged again by limits lowered since.
+    let held = match before.is_empty() {
+        true => Vec::new(),
+        false => doc::attachments_at(document, before),
+    };
+    validate_manifest(&held, &entries, limits).map_err(|refusal| {
         Refused::breaking(match refusal {
             AttachmentRefusal::TooManyForRecord { limit, .. } => ValidationError::new(
                 "attachments",

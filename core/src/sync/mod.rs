@@ -56,7 +56,7 @@ pub use identity::{Certifier, DeviceRegistry, RegisteredDevice, hub_identity, re
 pub use peer::{PeerScope, PeerSession, sync_peers};
 pub use quarantine::{
     QuarantineView, QuarantinedAttachment, ReviewState, Reviewer, accept_quarantined,
-    community_gone, describe_quarantined, reject_quarantined,
+    community_gone, describe_quarantined, refiled_area, reject_quarantined,
 };
 pub use token::{EnrolmentToken, MalformedToken};
 pub use wire::{

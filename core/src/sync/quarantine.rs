@@ -60,6 +60,20 @@ pub struct QuarantineView {
     /// For a community gone, the community its records were filed under again (`vigie
     /// reference refile --to`), where accepting files the record too.
     pub refiled_to: Option<String>,
+    /// Where accepting the changes files the record, when not where they say
+    /// (`refiled_area`): whose supervisors review them.
+    pub filed_at: Option<Area>,
+}
+
+impl QuarantineView {
+    /// The places a supervisor reviews the entry for, one of them in their areas: where the
+    /// record is filed, and where accepting files it.
+    pub fn reviewed_at(&self) -> [Option<&Area>; 2] {
+        [
+            self.area_before.as_ref(),
+            self.filed_at.as_ref().or(self.area_after.as_ref()),
+        ]
+    }
 }
 
 /// An attachment an entry adds or removes, as a reviewer sees it (never its caption).
@@ -454,6 +468,7 @@ pub fn describe_quarantined(
         case_code: None,
         community_gone: false,
         refiled_to: None,
+        filed_at: None,
     };
     let merged = match merge(tx, entry) {
         Ok(Some(merged)) => merged,
@@ -551,6 +566,9 @@ pub fn describe_quarantined(
     if let Some(area) = view.area_after.as_ref().filter(|_| view.community_gone) {
         view.refiled_to = tx.refiled_to(&area.community)?;
     }
+    if let Some(area) = &view.area_after {
+        view.filed_at = refiled_area(tx, &reference, area)?;
+    }
     let who = Principal {
         device: entry.device,
         user: entry.user,
@@ -616,6 +634,26 @@ fn reviewing_code(area: &Area, reference: &ReferenceData) -> String {
     }
 }
 
+/// Where the area tree in force files a record filed under `area`, when elsewhere: the
+/// community's place in the tree (moved to another district since), or where a community no
+/// tree holds any more had its records filed again (`vigie reference refile --to`). `None`:
+/// it stays where it is.
+pub fn refiled_area(
+    tx: &mut dyn HubTransaction,
+    reference: &ReferenceData,
+    area: &Area,
+) -> Result<Option<Area>> {
+    let Some(tree) = reference.area_tree(&area.country) else {
+        return Ok(None);
+    };
+    Ok(match community_gone(&area.community, reference) {
+        true => tx
+            .refiled_to(&area.community)?
+            .and_then(|code| tree.area_of(&code)),
+        false => tree.area_of(&area.community).filter(|to| to != area),
+    })
+}
+
 /// Whether a community code resolves to nothing in the area trees in force (a new tree
 /// merged or renamed it).
 pub fn community_gone(community: &str, reference: &ReferenceData) -> bool {
@@ -654,7 +692,14 @@ pub fn accept_quarantined(
             (kind, record.area().cloned())
         }
     };
-    let who = match reviewer {
+    // Accepted, it is filed where the tree in force puts its community (moved, or renamed,
+    // since it was recorded): reviewed by that place's supervisors, not the old place's.
+    let destination = match &filed {
+        Some(area) => refiled_area(tx, reference, area)?,
+        None => None,
+    };
+    let reviewed_at = destination.as_ref().or(filed.as_ref());
+    let mut who = match reviewer {
         Reviewer::Supervisor(who) => {
             if who.role != Role::Supervisor {
                 return Err(Error::NotAllowed {
@@ -667,15 +712,23 @@ pub fn accept_quarantined(
             device: entry.device,
             user: entry.user,
             role: Role::Supervisor,
-            areas: filed.iter().map(|a| reviewing_code(a, reference)).collect(),
+            areas: reviewed_at
+                .iter()
+                .map(|a| reviewing_code(a, reference))
+                .collect(),
         },
     };
-    let scope = who.scope(reference);
-    if !scope.receives(kind, filed.as_ref()) {
+    if !who.scope(reference).receives(kind, reviewed_at) {
         return Err(Error::NotAllowed {
             rule: "the record is outside the reviewer's areas".into(),
         });
     }
+    // The rules judge the record where its author filed it, which the reviewer of its new
+    // place covers for this review (it is filed there right after).
+    if let (Some(_), Some(from)) = (&destination, &filed) {
+        who.areas.insert(reviewing_code(from, reference));
+    }
+    let scope = who.scope(reference);
     if document.get_heads() == before {
         return Ok(false);
     }

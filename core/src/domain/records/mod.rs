@@ -365,10 +365,16 @@ impl Today {
             // device's zone (`at_hub`): a follow-up dated tomorrow in a date picker, taken
             // here with the room `by_clock` leaves, was refused at the sync, its child's case
             // kept off the hub until the monitor found the date.
+            // A clock never set says nothing of today: the real day typed by hand is taken,
+            // and the hub judges it against its own at the sync.
+            None if own && now.timestamp_millis() < EARLIEST_PLAUSIBLE_MS => Today {
+                latest: LATEST_DAY,
+                wrong_clock: Some(gone_back(CLOCK_NEVER_SET)),
+                zone_minutes,
+            },
             None if own => Today {
                 latest: now.date_naive(),
-                wrong_clock: (now.timestamp_millis() < EARLIEST_PLAUSIBLE_MS)
-                    .then(|| gone_back(CLOCK_NEVER_SET)),
+                wrong_clock: None,
                 zone_minutes,
             },
             None => Today {
@@ -699,8 +705,9 @@ mod tests {
             dated(&never_set, day(2000, 1, 1)).unwrap_err().rule,
             CLOCK_NEVER_SET
         );
-        // A day typed by hand, away from the clock's, is its user's to give.
+        // A day typed by hand, away from the clock's, is its user's to give: the real one too.
         assert!(dated(&never_set, day(1999, 11, 20)).is_ok());
+        assert!(dated(&never_set, chrono::Utc::now().date_naive()).is_ok());
         // A clock in the years phones ran is believed until a sync says otherwise.
         let right = Today::on_device_at(at(2026, 12, 7), None, true);
         assert!(dated(&right, day(2026, 12, 7)).is_ok());

@@ -1104,9 +1104,9 @@ fn quarantine_page(
         .into_iter()
         // Entries about records of the supervisor's areas, before or after the changes.
         .filter(|q| {
-            [&q.area_before, &q.area_after]
+            q.reviewed_at()
                 .iter()
-                .any(|a| a.as_ref().is_some_and(|a| scope.covers(a)))
+                .any(|a| a.is_some_and(|a| scope.covers(a)))
         })
         .map(|q| {
             // A case of the supervisor's areas by its code (and its page); any other record by
@@ -1145,9 +1145,11 @@ fn quarantine_page(
                     .as_ref()
                     .map(|a| t.area_path(&reference, a))
                     .unwrap_or_default(),
+                // Where accepting files it: the community's place now, if it moved.
                 after: q
-                    .area_after
+                    .filed_at
                     .as_ref()
+                    .or(q.area_after.as_ref())
                     .map(|a| t.area_path(&reference, a))
                     .unwrap_or_default(),
                 warnings: [
@@ -1260,9 +1262,10 @@ pub async fn review_quarantine(
         else {
             return gone();
         };
-        let visible = [&found.area_before, &found.area_after]
+        let visible = found
+            .reviewed_at()
             .iter()
-            .any(|a| a.as_ref().is_some_and(|a| scope.covers(a)));
+            .any(|a| a.is_some_and(|a| scope.covers(a)));
         // Another zone's entry gets the answer of an entry that is not there: whether a
         // number is in use elsewhere is not the supervisor's to learn.
         if !visible {
