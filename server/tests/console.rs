@@ -3070,6 +3070,33 @@ fn a_quarantine_rejection_from_the_command_line_names_its_supervisor() {
     assert!(line.contains("Superviseure Aya"), "{line}");
 }
 
+/// A case recorded on phone `a` and synced to both phones, which then edit it offline: `a`
+/// with `on_a`, `b` with `on_b`, by the phones' clocks shifted `b_ahead_ms` for `b`. Nothing
+/// is sent yet.
+fn a_case_edited_on_both(
+    (a, b): (&mut Device, &mut Device),
+    url: &str,
+    (on_a, on_b): (&dyn Fn(&mut ChildCase), &dyn Fn(&mut ChildCase)),
+    b_ahead_ms: i64,
+) -> Uuid {
+    let case = a
+        .store
+        .create(&child(area(C01), MY_CHILD, a.user()))
+        .expect("case");
+    a.sync(url).expect("sync");
+    b.sync(url).expect("sync");
+    let mut edited: ChildCase = a.store.get(case.id).expect("case");
+    on_a(&mut edited);
+    a.store.update(&edited).expect("update");
+    let mut edited: ChildCase = b.store.get(case.id).expect("case");
+    on_b(&mut edited);
+    vigie_core::doc::debug_shift_clock(b_ahead_ms);
+    let updated = b.store.update(&edited);
+    vigie_core::doc::debug_shift_clock(0);
+    updated.expect("update");
+    case.id
+}
+
 /// A community monitor of C01 named `name` and their two phones, each a device of its own.
 fn two_phones_of_one_monitor(s: &Setup, dir: &std::path::Path, name: &str) -> (Device, Device) {
     let a = Device::enrol(dir, &s.data, name, Role::CommunityMonitor, &[C01], 3);
@@ -3087,26 +3114,17 @@ fn values_in_conflict_are_listed_as_the_hub_received_them() {
     let s = setup();
     let dir = tempfile::tempdir().expect("temporary directory");
     let (mut a, mut b) = two_phones_of_one_monitor(&s, dir.path(), "moniteur-ordre");
-    let case = a
-        .store
-        .create(&child(area(C01), MY_CHILD, a.user()))
-        .expect("case");
-    a.sync(&s.hub.url).expect("sync");
-    b.sync(&s.hub.url).expect("sync");
-    let mut on_a: ChildCase = a.store.get(case.id).expect("case");
-    on_a.hours_per_week = 20;
-    a.store.update(&on_a).expect("update");
-    let mut on_b: ChildCase = b.store.get(case.id).expect("case");
-    on_b.hours_per_week = 30;
-    vigie_core::doc::debug_shift_clock(365 * 24 * 3600 * 1000);
-    let updated = b.store.update(&on_b);
-    vigie_core::doc::debug_shift_clock(0);
-    updated.expect("update");
+    let case = a_case_edited_on_both(
+        (&mut a, &mut b),
+        &s.hub.url,
+        (&|c| c.hours_per_week = 20, &|c| c.hours_per_week = 30),
+        365 * 24 * 3600 * 1000,
+    );
     // The phone set ahead reaches the hub first.
     b.sync(&s.hub.url).expect("sync");
     a.sync(&s.hub.url).expect("sync");
     let mut browser = signed_in(&s, "sup.ordre");
-    let page = browser.get(&format!("/console/cases/{}", case.id));
+    let page = browser.get(&format!("/console/cases/{case}"));
     let conflicts = page
         .body
         .split("id=\"conflicts\"")
@@ -3128,27 +3146,19 @@ fn a_conflict_resolved_in_the_console_reaches_the_phones() {
     let s = setup();
     let dir = tempfile::tempdir().expect("temporary directory");
     let (mut a, mut b) = two_phones_of_one_monitor(&s, dir.path(), "moniteur-a");
-    let case = a
-        .store
-        .create(&child(area(C01), MY_CHILD, a.user()))
-        .expect("case");
-    a.sync(&s.hub.url).expect("sync");
-    b.sync(&s.hub.url).expect("sync");
-    // Offline, each phone records other hours.
     // Offline, each phone records other hours, and the same activity.
-    let mut on_a: ChildCase = a.store.get(case.id).expect("case");
-    on_a.hours_per_week = 20;
-    on_a.activity = "Cueillette".into();
-    a.store.update(&on_a).expect("update");
-    let mut on_b: ChildCase = b.store.get(case.id).expect("case");
-    on_b.hours_per_week = 30;
-    on_b.activity = "Cueillette".into();
-    b.store.update(&on_b).expect("update");
+    let edit = |hours| {
+        move |c: &mut ChildCase| {
+            c.hours_per_week = hours;
+            c.activity = "Cueillette".into();
+        }
+    };
+    let case = a_case_edited_on_both((&mut a, &mut b), &s.hub.url, (&edit(20), &edit(30)), 0);
     a.sync(&s.hub.url).expect("sync");
     b.sync(&s.hub.url).expect("sync");
 
     let mut browser = signed_in(&s, "sup.conflict");
-    let path = format!("/console/cases/{}", case.id);
+    let path = format!("/console/cases/{case}");
     let page = browser.get(&path);
     // The conflict under the field's label, as the case's values name it; the form keeps the
     // field's path.
@@ -3272,10 +3282,10 @@ fn a_conflict_resolved_in_the_console_reaches_the_phones() {
         .expect("the history");
     assert!(history.contains("console du hub"), "{history}");
     a.sync(&s.hub.url).expect("sync");
-    let on_a: ChildCase = a.store.get(case.id).expect("case");
+    let on_a: ChildCase = a.store.get(case).expect("case");
     assert_eq!(on_a.hours_per_week, 30);
     assert_eq!(on_a.activity, "Cueillette", "as both phones entered it");
-    assert!(a.store.conflicts(case.id).expect("conflicts").is_empty());
+    assert!(a.store.conflicts(case).expect("conflicts").is_empty());
 }
 
 #[test]

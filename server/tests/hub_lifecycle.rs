@@ -140,10 +140,6 @@ fn naming_records_again_never_amplifies_the_answer() {
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
 
-/// Attack 7: a monitor of C02 that never held a C01 case pushes a change with no history
-/// re-filing it under C02. It is refused as out of scope, never quarantined, and the monitor
-/// never receives the case. A real quarantine (a monitor who lost the area) shows the reviewer
-/// what it would change without any value, and `accept` checks scope and rules again.
 /// A device revoked, or its user moved out of an area, while the hub judges its request (a
 /// large push from a phone back from days offline) gets no answer made for its rights before:
 /// the answer carried a colleague's cases to the revoked phone, and the old district's to
@@ -152,29 +148,12 @@ fn naming_records_again_never_amplifies_the_answer() {
 fn rights_changed_during_a_request_are_those_its_answer_is_made_for() {
     let dir = TempDir::new().unwrap();
     let data = dir.path().join("hub");
-    let mut colleague = Device::enrol(
-        dir.path(),
-        &data,
-        "colleague",
-        Role::CommunityMonitor,
-        &[C01],
-        1,
-    );
-    let mut revoked = Device::enrol(
-        dir.path(),
-        &data,
-        "revoked",
-        Role::CommunityMonitor,
-        &[C01],
-        2,
-    );
-    let mut moved = Device::enrol(
-        dir.path(),
-        &data,
-        "moved",
-        Role::CommunityMonitor,
-        &[C01],
-        3,
+    let monitor =
+        |name, key| Device::enrol(dir.path(), &data, name, Role::CommunityMonitor, &[C01], key);
+    let (mut colleague, mut revoked, mut moved) = (
+        monitor("colleague", 1),
+        monitor("revoked", 2),
+        monitor("moved", 3),
     );
     let hub = Hub::start(&data);
     let theirs: Vec<Uuid> = (0..20)
@@ -232,6 +211,10 @@ fn rights_changed_during_a_request_are_those_its_answer_is_made_for() {
     drop(hub);
 }
 
+/// Attack 7: a monitor of C02 that never held a C01 case pushes a change with no history
+/// re-filing it under C02. It is refused as out of scope, never quarantined, and the monitor
+/// never receives the case. A real quarantine (a monitor who lost the area) shows the reviewer
+/// what it would change without any value, and `accept` checks scope and rules again.
 #[test]
 fn quarantine_is_no_back_door() {
     const NAME: &str = "Akissi Bamba";

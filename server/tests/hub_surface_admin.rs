@@ -812,6 +812,28 @@ fn publishing_a_tree_without_a_user_s_area_says_so() {
     assert!(!String::from_utf8_lossy(&out.stderr).contains(&user));
 }
 
+/// The sample area tree, its text changed by `edit` first, with community C01 moved from
+/// district D1 to D2 (and the community `removed` of D1 taken out): written in `dir`, its path
+/// returned.
+fn tree_with_c01_in_d2(
+    dir: &std::path::Path,
+    edit: &dyn Fn(String) -> String,
+    removed: Option<&str>,
+) -> std::path::PathBuf {
+    let tree = edit(std::fs::read_to_string(common::reference::SAMPLE_AREAS).unwrap());
+    let mut tree: serde_json::Value = serde_json::from_str(&tree).unwrap();
+    let districts = tree["administrative_areas"]["children"][0]["children"]
+        .as_array_mut()
+        .unwrap();
+    let in_d1 = districts[0]["children"].as_array_mut().unwrap();
+    let c01 = in_d1.remove(in_d1.iter().position(|c| c["code"] == C01).unwrap());
+    in_d1.retain(|c| Some(c["code"].as_str().unwrap_or_default()) != removed);
+    districts[1]["children"].as_array_mut().unwrap().push(c01);
+    let path = dir.join("areas-v2.json");
+    std::fs::write(&path, tree.to_string()).unwrap();
+    path
+}
+
 /// A community moved to another district, and one removed, while records are filed under
 /// them: publishing the tree says how many records stay where they were filed, by community.
 #[test]
@@ -866,17 +888,7 @@ fn publishing_a_tree_names_the_communities_records_stay_filed_under() {
     assert_eq!(d1.store.count(RecordKind::ChildCase).unwrap(), 1);
     assert_eq!(d2.store.count(RecordKind::ChildCase).unwrap(), 0);
     // Version 2: C01 goes to district D2, C02 is removed.
-    let tree = std::fs::read_to_string(common::reference::SAMPLE_AREAS).unwrap();
-    let mut tree: serde_json::Value = serde_json::from_str(&tree).unwrap();
-    let districts = tree["administrative_areas"]["children"][0]["children"]
-        .as_array_mut()
-        .unwrap();
-    let in_d1 = districts[0]["children"].as_array_mut().unwrap();
-    let c01 = in_d1.remove(in_d1.iter().position(|c| c["code"] == C01).unwrap());
-    in_d1.retain(|c| c["code"] != c02);
-    districts[1]["children"].as_array_mut().unwrap().push(c01);
-    let path = dir.path().join("areas-v2.json");
-    std::fs::write(&path, tree.to_string()).unwrap();
+    let path = tree_with_c01_in_d2(dir.path(), &|tree| tree, Some(c02));
     let out = admin(&data, &["reference", "publish", path.to_str().unwrap()]);
     assert!(
         out.status.success(),
@@ -1023,17 +1035,11 @@ fn work_pushed_after_its_community_was_refiled_is_filed_where_the_community_went
         .unwrap();
     // Meanwhile C01 goes to district D2, C07 is renamed C07N; each community's records (none
     // yet on the hub) are filed again.
-    let tree = std::fs::read_to_string(common::reference::SAMPLE_AREAS).unwrap();
-    let tree = tree.replace(&format!("\"{C07}\""), &format!("\"{C07}N\""));
-    let mut tree: serde_json::Value = serde_json::from_str(&tree).unwrap();
-    let districts = tree["administrative_areas"]["children"][0]["children"]
-        .as_array_mut()
-        .unwrap();
-    let in_d1 = districts[0]["children"].as_array_mut().unwrap();
-    let c01 = in_d1.remove(in_d1.iter().position(|c| c["code"] == C01).unwrap());
-    districts[1]["children"].as_array_mut().unwrap().push(c01);
-    let path = dir.path().join("areas-v2.json");
-    std::fs::write(&path, tree.to_string()).unwrap();
+    let path = tree_with_c01_in_d2(
+        dir.path(),
+        &|tree| tree.replace(&format!("\"{C07}\""), &format!("\"{C07}N\"")),
+        None,
+    );
     assert!(
         admin(&data, &["reference", "publish", path.to_str().unwrap()])
             .status
