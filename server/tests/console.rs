@@ -3070,13 +3070,16 @@ fn a_quarantine_rejection_from_the_command_line_names_its_supervisor() {
     assert!(line.contains("Superviseure Aya"), "{line}");
 }
 
+/// An edit of a case, made on one phone.
+type CaseEdit<'a> = &'a dyn Fn(&mut ChildCase);
+
 /// A case recorded on phone `a` and synced to both phones, which then edit it offline: `a`
 /// with `on_a`, `b` with `on_b`, by the phones' clocks shifted `b_ahead_ms` for `b`. Nothing
 /// is sent yet.
 fn a_case_edited_on_both(
     (a, b): (&mut Device, &mut Device),
     url: &str,
-    (on_a, on_b): (&dyn Fn(&mut ChildCase), &dyn Fn(&mut ChildCase)),
+    (on_a, on_b): (CaseEdit<'_>, CaseEdit<'_>),
     b_ahead_ms: i64,
 ) -> Uuid {
     let case = a

@@ -1085,6 +1085,102 @@ fn work_pushed_after_its_community_was_refiled_is_filed_where_the_community_went
     assert_eq!(renamed.area.community, c07n);
 }
 
+/// An edit that files a case the hub holds under a community a new tree then moved goes to
+/// review too (it was taken under the old district, seen by no one of the new one), reviewed by
+/// the new place's supervisors; and work under a community renamed twice is filed under its
+/// last name (it stayed under the first, a code no tree holds).
+#[test]
+fn an_edit_into_a_moved_community_and_work_under_a_twice_renamed_one_are_filed_where_they_went() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let hub = Hub::start(&data);
+    const C07: &str = "CI-R1-D2-C07";
+    let mut d1 = Device::enrol(
+        dir.path(),
+        &data,
+        "insp-d1",
+        Role::Inspector,
+        &["CI-R1-D1"],
+        1,
+    );
+    let mut d2 = Device::enrol(
+        dir.path(),
+        &data,
+        "insp-d2",
+        Role::Inspector,
+        &["CI-R1-D2"],
+        2,
+    );
+    let old_place = add_user(&data, "Sup D1", Role::Supervisor, &["CI-R1-D1"]);
+    let new_place = add_user(&data, "Sup D2", Role::Supervisor, &["CI-R1-D2"]);
+    // The phone holds the tree: what it records is pinned to it.
+    d1.sync(&hub.url).unwrap();
+    let held = d1
+        .store
+        .create(&child(area("CI-R1-D1-C02"), "Awa", d1.user()))
+        .unwrap();
+    d1.sync(&hub.url).unwrap();
+    d2.sync(&hub.url).unwrap();
+    // Offline: the case is filed again under C01, and a case is recorded in C07.
+    let mut moved: ChildCase = d1.store.get(held.id).unwrap();
+    moved.area = area(C01);
+    d1.store.update(&moved).unwrap();
+    let in_c07 = d2
+        .store
+        .create(&child(area(C07), "Fatou", d2.user()))
+        .unwrap();
+    // C01 goes to D2; C07 is renamed C07N, then C07M, its records filed again each time.
+    let refile = |args: &[&str]| {
+        let mut all = vec!["reference", "refile"];
+        all.extend(args);
+        assert!(admin(&data, &all).status.success());
+    };
+    let publish = |to: &str| {
+        let path = tree_with_c01_in_d2(
+            dir.path(),
+            &|tree| tree.replace(&format!("\"{C07}\""), &format!("\"{to}\"")),
+            None,
+        );
+        assert!(
+            admin(&data, &["reference", "publish", path.to_str().unwrap()])
+                .status
+                .success()
+        );
+    };
+    let (c07n, c07m) = (format!("{C07}N"), format!("{C07}M"));
+    publish(&c07n);
+    refile(&["--community", C01]);
+    refile(&["--community", C07, "--to", &c07n]);
+    publish(&c07m);
+    refile(&["--community", &c07n, "--to", &c07m]);
+    let summary = d1.sync(&hub.url).unwrap();
+    assert_eq!(summary.quarantined, vec![held.id], "{summary:?}");
+    assert_eq!(d2.sync(&hub.url).unwrap().quarantined, vec![in_c07.id]);
+    let (_, entries) = lifecycle::quarantine_list(&data);
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    for entry in &entries {
+        let number = entry["entry"].as_i64().unwrap();
+        if entry["record"] == held.id.to_string() {
+            assert_eq!(entry["filed_at"]["district"], "CI-R1-D2", "{entry}");
+            let out = lifecycle::quarantine_accept(&data, number, Some(old_place));
+            assert!(!out.status.success());
+        } else {
+            assert_eq!(entry["filed_at"]["community"], c07m.as_str(), "{entry}");
+        }
+        let out = lifecycle::quarantine_accept(&data, number, Some(new_place));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    d2.sync(&hub.url).unwrap();
+    let filed: ChildCase = d2.store.get(held.id).unwrap();
+    assert_eq!(filed.area, Area::new("CI", "CI-R1", "CI-R1-D2", C01));
+    let renamed: ChildCase = d2.store.get(in_c07.id).unwrap();
+    assert_eq!(renamed.area.community, c07m);
+}
+
 #[test]
 fn a_first_sync_whose_answer_is_lost_keeps_its_store_and_goes_on_at_the_next_try() {
     let dir = TempDir::new().unwrap();

@@ -2738,6 +2738,19 @@ fn update_in_scope(
             &before,
         )? {
             Ok(admitted) => admitted,
+            // An edit filing the record under a community the tree moved since: for review,
+            // as a new record so filed (the record leaves the device until a supervisor files
+            // it where the community is now).
+            Err(reason)
+                if reason
+                    .detail
+                    .as_ref()
+                    .is_some_and(|d| d.rule == FILED_WHERE_THE_TREE_MOVED)
+                    && merged.is_none()
+                    && quarantine_if_held(tx, rules, entry, &stored, None)? =>
+            {
+                return Ok(PushOutcome::Quarantined);
+            }
             Err(reason) => return Ok(refused(reason)),
         };
         stamp.stamp(tx)?;
@@ -3732,15 +3745,23 @@ fn admit_content<'a>(
         &record,
         &today,
     )?;
-    // A record new to the hub, filed under a community the area tree in force places
-    // elsewhere or holds no more (moved to another district, renamed, merged since the phone
-    // last received a tree): taken where the old tree put it, no one who works there now saw
-    // it, and those who no longer do did. It goes to review, where the sender held it once
-    // (`quarantine_new`); accepted, it is filed where that community's records went (`vigie
-    // reference refile`). (An edit that moves a record the hub holds there is taken as
-    // before: refused, it would wait on the phone for good, for no review takes it.)
-    if rules.pushed && stored_kind.is_none() && !filed_as_tree_in_force(rules.reference, &area) {
-        return Err(Refusal::OutOfScope.into());
+    // Filed by its sender (new, or moved by its changes) under a community the area tree in
+    // force places elsewhere or holds no more (moved to another district, renamed, merged
+    // since the phone last received a tree): taken where the old tree put it, no one who
+    // works there now saw it, and those who no longer do did. It goes to review, where the
+    // sender held it once (`quarantine_new`, `quarantine_if_held`); accepted, it is filed
+    // where the tree puts that community (`refiled_area`).
+    if rules.pushed
+        && (stored_kind.is_none() || base.as_ref().map(TypedRecord::area) != Some(theirs.area()))
+        && !filed_as_tree_in_force(rules.reference, &area)
+    {
+        return Err(Refused {
+            reason: Refusal::OutOfScope,
+            detail: Some(RefusalDetail {
+                field: "area".into(),
+                rule: FILED_WHERE_THE_TREE_MOVED.into(),
+            }),
+        });
     }
     // Two edits each right, together a case no single write may leave (one device verifies
     // it, another moves the referral's date after; two remove each one of its two referrals):
@@ -4110,6 +4131,11 @@ pub(crate) fn check_content(
     }
     Ok(())
 }
+
+/// Why a record filed under a community the tree in force moved or renamed is not taken
+/// where it says (it goes to review, when its sender held it once).
+const FILED_WHERE_THE_TREE_MOVED: &str = "names a community the area tree in force has moved \
+     or renamed since: a supervisor files it where the community is now";
 
 /// Whether `area` is a path of its country's area tree in force (or the country has none).
 pub(crate) fn filed_as_tree_in_force(reference: &ReferenceData, area: &Area) -> bool {

@@ -594,7 +594,7 @@ pub fn describe_quarantined(
             device: entry.device,
         },
         author_role,
-        limits: &HubLimits::default(),
+        limits: &review_limits(),
         today: crate::domain::records::Today::by_clock(),
         pushed: false,
     };
@@ -634,6 +634,19 @@ fn reviewing_code(area: &Area, reference: &ReferenceData) -> String {
     }
 }
 
+/// The limits a review judges changes by: the hub's own, but none on attachments' sizes and
+/// numbers. Those the hub that takes the bytes judges (`vigie serve`'s, which a review on the
+/// command line does not know): judged by the defaults, an 11 MB consent on a hub that takes
+/// 20 MB files could only be rejected, the child's case with it. A file over the limits in
+/// force never has its bytes taken (`attachments::upload`).
+fn review_limits() -> HubLimits {
+    let mut limits = HubLimits::default();
+    limits.attachments.max_file_bytes = u64::MAX;
+    limits.attachments.max_record_bytes = u64::MAX;
+    limits.attachments.max_per_record = u32::MAX;
+    limits
+}
+
 /// Where the area tree in force files a record filed under `area`, when elsewhere: the
 /// community's place in the tree (moved to another district since), or where a community no
 /// tree holds any more had its records filed again (`vigie reference refile --to`). `None`:
@@ -646,13 +659,23 @@ pub fn refiled_area(
     let Some(tree) = reference.area_tree(&area.country) else {
         return Ok(None);
     };
-    Ok(match community_gone(&area.community, reference) {
-        true => tx
-            .refiled_to(&area.community)?
-            .and_then(|code| tree.area_of(&code)),
-        false => tree.area_of(&area.community).filter(|to| to != area),
-    })
+    if !community_gone(&area.community, reference) {
+        return Ok(tree.area_of(&area.community).filter(|to| to != area));
+    }
+    // Renamed, then renamed again: each refile says where the records of one code went.
+    let mut code = area.community.clone();
+    for _ in 0..MAX_RENAMES {
+        match tx.refiled_to(&code)? {
+            Some(next) if !community_gone(&next, reference) => return Ok(tree.area_of(&next)),
+            Some(next) if next != code => code = next,
+            _ => return Ok(None),
+        }
+    }
+    Ok(None)
 }
+
+/// The most renames `refiled_area` follows (a loop of refiles ends there).
+const MAX_RENAMES: usize = 32;
 
 /// Whether a community code resolves to nothing in the area trees in force (a new tree
 /// merged or renamed it).
@@ -692,9 +715,14 @@ pub fn accept_quarantined(
             (kind, record.area().cloned())
         }
     };
-    // Accepted, it is filed where the tree in force puts its community (moved, or renamed,
-    // since it was recorded): reviewed by that place's supervisors, not the old place's.
-    let destination = match &filed {
+    // Accepted, it is filed where the tree in force puts the community the changes file it
+    // under (moved, or renamed, since they were made): reviewed by that place's supervisors,
+    // not the old place's (as `describe_quarantined`'s `filed_at`).
+    let filed_after = TypedRecord::read(kind, entry.record, &document)
+        .ok()
+        .and_then(|record| record.area().cloned())
+        .or_else(|| filed.clone());
+    let destination = match &filed_after {
         Some(area) => refiled_area(tx, reference, area)?,
         None => None,
     };
@@ -725,7 +753,7 @@ pub fn accept_quarantined(
     }
     // The rules judge the record where its author filed it, which the reviewer of its new
     // place covers for this review (it is filed there right after).
-    if let (Some(_), Some(from)) = (&destination, &filed) {
+    if let (Some(_), Some(from)) = (&destination, &filed_after) {
         who.areas.insert(reviewing_code(from, reference));
     }
     let scope = who.scope(reference);
@@ -769,7 +797,7 @@ pub fn accept_quarantined(
         who: &who,
         author,
         author_role,
-        limits: &HubLimits::default(),
+        limits: &review_limits(),
         today: crate::domain::records::Today::by_clock(),
         pushed: false,
     };
