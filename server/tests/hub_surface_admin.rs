@@ -994,6 +994,28 @@ fn publishing_a_tree_names_the_communities_records_stay_filed_under() {
     );
 }
 
+/// Community C07 of district D2.
+const C07: &str = "CI-R1-D2-C07";
+
+/// An inspector's phone in each of districts D1 and D2, and a supervisor of each (their ids).
+struct Districts {
+    d1: Device,
+    d2: Device,
+    old_place: Uuid,
+    new_place: Uuid,
+}
+
+fn two_districts(dir: &std::path::Path, data: &std::path::Path) -> Districts {
+    let inspector =
+        |name, district, key| Device::enrol(dir, data, name, Role::Inspector, &[district], key);
+    Districts {
+        d1: inspector("insp-d1", "CI-R1-D1", 1),
+        d2: inspector("insp-d2", "CI-R1-D2", 2),
+        old_place: add_user(data, "Sup D1", Role::Supervisor, &["CI-R1-D1"]),
+        new_place: add_user(data, "Sup D2", Role::Supervisor, &["CI-R1-D2"]),
+    }
+}
+
 /// Work recorded offline under a community that a new tree then moves to another district or
 /// renames, pushed after `vigie reference refile` filed that community's records: it was taken
 /// where the old tree put it (the old district's inspector received the case, the new one's
@@ -1003,25 +1025,12 @@ fn work_pushed_after_its_community_was_refiled_is_filed_where_the_community_went
     let dir = TempDir::new().unwrap();
     let data = dir.path().join("hub");
     let hub = Hub::start(&data);
-    const C07: &str = "CI-R1-D2-C07";
-    let mut d1 = Device::enrol(
-        dir.path(),
-        &data,
-        "insp-d1",
-        Role::Inspector,
-        &["CI-R1-D1"],
-        1,
-    );
-    let mut d2 = Device::enrol(
-        dir.path(),
-        &data,
-        "insp-d2",
-        Role::Inspector,
-        &["CI-R1-D2"],
-        2,
-    );
-    let old_place = add_user(&data, "Sup D1", Role::Supervisor, &["CI-R1-D1"]);
-    let new_place = add_user(&data, "Sup D2", Role::Supervisor, &["CI-R1-D2"]);
+    let Districts {
+        mut d1,
+        mut d2,
+        old_place,
+        new_place,
+    } = two_districts(dir.path(), &data);
     d1.sync(&hub.url).unwrap();
     d2.sync(&hub.url).unwrap();
     // Offline: D1's inspector records a case in C01, D2's one in C07.
@@ -1094,25 +1103,12 @@ fn an_edit_into_a_moved_community_and_work_under_a_twice_renamed_one_are_filed_w
     let dir = TempDir::new().unwrap();
     let data = dir.path().join("hub");
     let hub = Hub::start(&data);
-    const C07: &str = "CI-R1-D2-C07";
-    let mut d1 = Device::enrol(
-        dir.path(),
-        &data,
-        "insp-d1",
-        Role::Inspector,
-        &["CI-R1-D1"],
-        1,
-    );
-    let mut d2 = Device::enrol(
-        dir.path(),
-        &data,
-        "insp-d2",
-        Role::Inspector,
-        &["CI-R1-D2"],
-        2,
-    );
-    let old_place = add_user(&data, "Sup D1", Role::Supervisor, &["CI-R1-D1"]);
-    let new_place = add_user(&data, "Sup D2", Role::Supervisor, &["CI-R1-D2"]);
+    let Districts {
+        mut d1,
+        mut d2,
+        old_place,
+        new_place,
+    } = two_districts(dir.path(), &data);
     // The phone holds the tree: what it records is pinned to it.
     d1.sync(&hub.url).unwrap();
     let held = d1
