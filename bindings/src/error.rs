@@ -251,6 +251,10 @@ impl From<CoreError> for VigieError {
             },
             CoreError::CaseNotOpen { .. } => VigieError::NotAllowed { reason },
             CoreError::Attachment(refusal) => refusal.into(),
+            CoreError::AttachmentNotFound { id } => VigieError::NotFound {
+                kind: "attachment".into(),
+                id: id.to_string(),
+            },
             CoreError::AttachmentNotHere { id, state } => VigieError::AttachmentNotHere {
                 id: id.to_string(),
                 state,
@@ -411,6 +415,18 @@ mod tests {
         assert!(matches!(e, VigieError::NotAllowed { .. }), "{e:?}");
         let e: VigieError = CoreError::Identity(IdentityError::NotARecipient).into();
         assert!(matches!(e, VigieError::Authentication { .. }), "{e:?}");
+    }
+
+    /// An attachment no longer on the store is said to be one, in every language.
+    #[test]
+    fn an_attachment_not_found_is_named_so() {
+        let id = uuid::Uuid::now_v7();
+        let e: VigieError = CoreError::AttachmentNotFound { id }.into();
+        assert!(
+            matches!(&e, VigieError::NotFound { kind, .. } if kind == "attachment"),
+            "{e:?}"
+        );
+        assert_eq!(e.text_in("fr".into()), "Introuvable : Pièce jointe");
     }
 
     /// Why a bundle or a peer was refused reads in French, without the device's or record's

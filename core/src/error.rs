@@ -125,6 +125,10 @@ pub enum Error {
     #[error("the bytes of attachment {id} are not on this device ({state:?})")]
     AttachmentNotHere { id: Uuid, state: AttachmentState },
 
+    /// No attachment of this id on this store (removed from its record, or never there).
+    #[error("attachment {id} not found")]
+    AttachmentNotFound { id: Uuid },
+
     #[error("storage error: {}", storage_text(.0))]
     Storage(#[from] rusqlite::Error),
 

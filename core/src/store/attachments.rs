@@ -784,7 +784,7 @@ impl Store {
             doc::remove_attachment(document, id, author)
         })?;
         if !removed {
-            return Err(Error::NotFound { kind: None, id });
+            return Err(Error::AttachmentNotFound { id });
         }
         tx.commit()?;
         collect_files(&self.conn, &self.ctx.path)
@@ -832,7 +832,7 @@ impl Store {
     /// Reads an attachment's bytes, streamed (one segment in memory at a time). The bytes
     /// must be on this store (`AttachmentState::has_bytes`); else `Error::AttachmentNotHere`.
     pub fn open_attachment(&self, id: Uuid) -> Result<impl Read + use<>> {
-        let row = row(&self.conn, id)?.ok_or(Error::NotFound { kind: None, id })?;
+        let row = row(&self.conn, id)?.ok_or(Error::AttachmentNotFound { id })?;
         if !row.state.has_bytes() {
             return Err(Error::AttachmentNotHere {
                 id,
@@ -845,7 +845,7 @@ impl Store {
     /// The size of an attachment's bytes (as stored), whether or not they are on this store.
     pub fn attachment_size(&self, id: Uuid) -> Result<u64> {
         Ok(row(&self.conn, id)?
-            .ok_or(Error::NotFound { kind: None, id })?
+            .ok_or(Error::AttachmentNotFound { id })?
             .size)
     }
 
