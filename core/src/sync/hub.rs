@@ -3840,8 +3840,13 @@ fn admit_content<'a>(
         rights::check_visit_still_open(held, base, theirs, files_changed)
             .map_err(|e| Refused::step("visit", e))?;
     }
-    check_manifest(kind, (document, before), &rules.limits.attachments)?;
-    check_manifest_authorship(document, before, files.as_ref(), rules.author.user)?;
+    // The files the hub held, read once for the manifest's rules.
+    let held_files = match doc::attachment_keys(document) == 0 || before.is_empty() {
+        true => Vec::new(),
+        false => doc::attachments_at(document, before),
+    };
+    check_manifest(kind, document, &held_files, &rules.limits.attachments)?;
+    check_manifest_authorship(document, &held_files, files.as_ref(), rules.author.user)?;
     // A file added to a case its sender saw merged into another: the case kept, which stands
     // for the child, would never show it (as for any other edit, `Step::MergedDuplicateEdited`).
     if let Some(TypedRecord::ChildCase(base_case)) = &base
@@ -3972,7 +3977,7 @@ fn sender_heads(new_changes: &[ChangeMetadata<'_>]) -> (Vec<ChangeHash>, Vec<Cha
 /// (`attachment::validate_new_captions`).
 fn check_manifest_authorship(
     document: &Automerge,
-    before: &[ChangeHash],
+    stored: &[crate::domain::Attachment],
     files: Option<&SenderFiles>,
     sender: Uuid,
 ) -> std::result::Result<(), Refused> {
@@ -3981,19 +3986,15 @@ fn check_manifest_authorship(
         return Ok(());
     };
     unchanged_or_own(was, now, sender)?;
-    let at = |heads: &[ChangeHash]| match heads.is_empty() {
-        true => Vec::new(),
-        false => doc::attachments_at(document, heads),
-    };
     if doc::attachment_written_twice(document) {
         return Err(Refused::breaking(ValidationError::new(
             "attachments",
             "an entry is written once, by the device that captured it (only its caption changes)",
         )));
     }
-    let (stored, merged) = (at(before), doc::attachments(document));
-    unchanged_or_own(&stored, &merged, sender)?;
-    crate::domain::attachment::validate_new_captions(&stored, &merged).map_err(Refused::breaking)
+    let merged = doc::attachments(document);
+    unchanged_or_own(stored, &merged, sender)?;
+    crate::domain::attachment::validate_new_captions(stored, &merged).map_err(Refused::breaking)
 }
 
 /// The files of the version the sender's changes were made on (none for a record it creates)
@@ -4193,7 +4194,8 @@ pub(crate) fn pins_kept(
 /// reads, and the whole is within the hub's limits.
 fn check_manifest(
     kind: RecordKind,
-    (document, before): (&Automerge, &[ChangeHash]),
+    document: &Automerge,
+    held: &[crate::domain::Attachment],
     limits: &AttachmentLimits,
 ) -> std::result::Result<(), Refused> {
     if doc::attachment_keys(document) == 0 {
@@ -4217,12 +4219,8 @@ fn check_manifest(
     }
     // The field and the limit it breaks, so the app can say what to do ("too many photos on
     // this record: remove one"): two devices adding attachments offline may go over together.
-    // What the hub held is not judged again by limits lowered since.
-    let held = match before.is_empty() {
-        true => Vec::new(),
-        false => doc::attachments_at(document, before),
-    };
-    validate_manifest(&held, &entries, limits).map_err(|refusal| {
+    // What the hub held (`held`) is not judged again by limits lowered since.
+    validate_manifest(held, &entries, limits).map_err(|refusal| {
         Refused::breaking(match refusal {
             AttachmentRefusal::TooManyForRecord { limit, .. } => ValidationError::new(
                 "attachments",

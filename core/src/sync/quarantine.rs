@@ -764,21 +764,13 @@ pub fn accept_quarantined(
         Some(rewritten) => rewritten,
         None => document,
     };
-    let after = TypedRecord::read(kind, entry.record, &document)
-        .ok()
-        .and_then(|record| record.area().cloned());
     // Where the changes file the record must be where their author worked (a user who lost
     // an area, or never had it, cannot put a child's case there through a review); changes
     // that leave the record where it is (filed since by a supervisor, or under an area code
-    // a new tree renamed) are judged by the rules alone.
+    // a new tree renamed) are judged by the rules alone. (Written again as its author's, the
+    // changes set the same values: `filed_after` holds.)
     if changes_file_the_record(&document, &before, kind, entry.record)
-        && !held_once(
-            tx,
-            reference,
-            entry.user,
-            kind,
-            after.as_ref().or(filed.as_ref()),
-        )?
+        && !held_once(tx, reference, entry.user, kind, filed_after.as_ref())?
     {
         return Err(Error::NotAllowed {
             rule: "the changes file the record where the user who made them never worked".into(),

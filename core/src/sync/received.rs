@@ -235,16 +235,33 @@ pub(crate) fn check_changes(
         }
     }
     check_known_fields(id, kind, (document, &current), held)?;
-    check_status_from_held(known, sender, id, (document, &current), held)?;
-    let held_record = || {
-        held.map(|held| TypedRecord::read(kind, id, held))
-            .transpose()
-            .map_err(|_| refused(id, "this device's copy does not read"))
+    // The copy held here, read once, and only when a rule needs it.
+    let read_once = std::cell::OnceCell::new();
+    let held_record = || -> Result<Option<&TypedRecord>> {
+        if read_once.get().is_none() {
+            let read = held
+                .map(|held| TypedRecord::read(kind, id, held))
+                .transpose()
+                .map_err(|_| refused(id, "this device's copy does not read"))?;
+            let _ = read_once.set(read);
+        }
+        Ok(read_once.get().and_then(Option::as_ref))
     };
+    check_status_from_held(
+        known,
+        sender,
+        id,
+        (document, &current),
+        (held, &held_record),
+    )?;
     // The days a clock never set gave, when the changes were made before 2020.
     let today = today.with_changes_made_at(lacking.iter().map(|c| c.timestamp));
     check_values(id, &current, &held_record, (reference, &today))
 }
+
+/// This device's copy of a received record, read once when first asked for (`None`: it holds
+/// none).
+type HeldRecord<'a> = &'a dyn Fn() -> Result<Option<&'a TypedRecord>>;
 
 /// A case's status as received, from the one this device's copy shows: a step its maker's
 /// role (the device whose change set the status the merge shows) may take from there, as the
@@ -256,12 +273,13 @@ fn check_status_from_held(
     sender: Sender,
     id: Uuid,
     (document, current): (&Automerge, &TypedRecord),
-    held: Option<&Automerge>,
+    (held, held_record): (Option<&Automerge>, HeldRecord<'_>),
 ) -> Result<()> {
     let (TypedRecord::ChildCase(now), Some(held)) = (current, held) else {
         return Ok(());
     };
-    let Ok(TypedRecord::ChildCase(was)) = TypedRecord::read(RecordKind::ChildCase, id, held) else {
+    // A copy that does not read is `check_values`'s to refuse.
+    let Ok(Some(TypedRecord::ChildCase(was))) = held_record() else {
         return Ok(());
     };
     if was.status == now.status {
@@ -325,18 +343,10 @@ pub(crate) struct Sender {
 fn check_values(
     id: Uuid,
     record: &TypedRecord,
-    read_held: &dyn Fn() -> Result<Option<TypedRecord>>,
+    held: HeldRecord<'_>,
     (reference, today): (&ReferenceData, &records::Today),
 ) -> Result<()> {
     let breaks = |e: crate::error::ValidationError| refused(id, format!("{} {}", e.field, e.rule));
-    // The copy held here, read once, and only when a rule needs it.
-    let read_once = std::cell::OnceCell::new();
-    let held = || -> Result<Option<&TypedRecord>> {
-        if read_once.get().is_none() {
-            let _ = read_once.set(read_held()?);
-        }
-        Ok(read_once.get().and_then(Option::as_ref))
-    };
     if let Err(e) = record.validate(reference) {
         // The same rule on the same field, broken by the copy held here already.
         let broken_already = || -> Result<bool> {
