@@ -139,11 +139,10 @@ impl VigieError {
                 let what = field_label(kind, lang).unwrap_or_else(|| kind.clone());
                 said("error.not_found", &[&what])
             }
-            // The id the reason names tells the person nothing: the catalogues word it `0`.
-            VigieError::Conflict { reason, id } => said(
-                "error.conflict",
-                &[&rule_text(&reason.replace(id.as_str(), "0"), lang)],
-            ),
+            // The id the reason names tells the person nothing: `rule_text` words it `0`.
+            VigieError::Conflict { reason, .. } => {
+                said("error.conflict", &[&rule_text(reason, lang)])
+            }
             VigieError::Authentication { reason } => {
                 said("error.authentication", &[&rule_text(reason, lang)])
             }
@@ -415,6 +414,20 @@ mod tests {
         assert!(matches!(e, VigieError::NotAllowed { .. }), "{e:?}");
         let e: VigieError = CoreError::Identity(IdentityError::NotARecipient).into();
         assert!(matches!(e, VigieError::Authentication { .. }), "{e:?}");
+    }
+
+    /// A conflict's id tells the person nothing: its text in French holds none.
+    #[test]
+    fn a_conflict_reads_in_french_without_its_id() {
+        let id = uuid::Uuid::now_v7();
+        let e: VigieError = CoreError::AlreadyExists {
+            kind: vigie_core::RecordKind::ChildCase,
+            id,
+        }
+        .into();
+        let said = e.text_in("fr".into());
+        assert!(said.contains("existe déjà"), "{said}");
+        assert!(!said.contains(&id.to_string()), "{said}");
     }
 
     /// An attachment no longer on the store is said to be one, in every language.

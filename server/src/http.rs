@@ -462,6 +462,15 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
+/// `error`, saying in how many seconds asking again is worth it.
+fn error_retry_after(status: StatusCode, message: &str, seconds: &'static str) -> Response {
+    let mut response = error(status, message);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static(seconds));
+    response
+}
+
 /// Why a request failed, mapped to HTTP in one place.
 enum Failure {
     Auth(AuthError),
@@ -599,30 +608,22 @@ impl IntoResponse for Failure {
             }
             Failure::Hub(HubError::Store(e)) if store_busy(&e) => {
                 tracing::warn!(error = %e, "a sync waited too long for the hub's store: answered 503");
-                let mut response = error(
+                error_retry_after(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "the hub is busy: try again shortly",
-                );
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-                response
+                    "5",
+                )
             }
             Failure::Hub(HubError::Store(e)) => {
                 // Core errors carry no personal data, so they may be logged.
                 tracing::error!(error = %e, "sync failed on the hub");
                 error(StatusCode::INTERNAL_SERVER_ERROR, "hub error")
             }
-            Failure::TooManyRequests => {
-                let mut response = error(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too many requests from this device, or its user's devices, at once: wait for the first to finish",
-                );
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-                response
-            }
+            Failure::TooManyRequests => error_retry_after(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many requests from this device, or its user's devices, at once: wait for the first to finish",
+                "5",
+            ),
             Failure::BodyTooLarge => error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "request exceeds a limit: request bytes",
@@ -632,26 +633,16 @@ impl IntoResponse for Failure {
                 "the request body arrived too slowly",
             ),
             Failure::BodyCut => error(StatusCode::BAD_REQUEST, "the request body was cut"),
-            Failure::Busy => {
-                let mut response = error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the hub is busy: try again shortly",
-                );
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
-                response
-            }
-            Failure::AccessChanged => {
-                let mut response = error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "this user's role or areas changed during the sync: sync again",
-                );
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                response
-            }
+            Failure::Busy => error_retry_after(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the hub is busy: try again shortly",
+                "10",
+            ),
+            Failure::AccessChanged => error_retry_after(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "this user's role or areas changed during the sync: sync again",
+                "1",
+            ),
             Failure::Internal => error(StatusCode::INTERNAL_SERVER_ERROR, "hub error"),
         };
         if body_unread {
@@ -697,11 +688,7 @@ fn lasting_fault(
     if let Some(unsaid) = said.take() {
         tracing::error!(error = %cause, answered_so_since = unsaid, "{logged}");
     }
-    let mut response = error(StatusCode::SERVICE_UNAVAILABLE, answer);
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static(retry_after));
-    response
+    error_retry_after(StatusCode::SERVICE_UNAVAILABLE, answer, retry_after)
 }
 
 /// The answer while the hub's disk is full (the store's or the registry's, said in the log):
