@@ -3070,6 +3070,13 @@ fn a_quarantine_rejection_from_the_command_line_names_its_supervisor() {
     assert!(line.contains("Superviseure Aya"), "{line}");
 }
 
+/// The conflicts section of a record's page, if it shows one.
+fn conflicts_of(body: &str) -> Option<&str> {
+    body.split("id=\"conflicts\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</section>").next())
+}
+
 /// An edit of a case, made on one phone.
 type CaseEdit<'a> = &'a dyn Fn(&mut ChildCase);
 
@@ -3128,12 +3135,7 @@ fn values_in_conflict_are_listed_as_the_hub_received_them() {
     a.sync(&s.hub.url).expect("sync");
     let mut browser = signed_in(&s, "sup.ordre");
     let page = browser.get(&format!("/console/cases/{case}"));
-    let conflicts = page
-        .body
-        .split("id=\"conflicts\"")
-        .nth(1)
-        .and_then(|rest| rest.split("</section>").next())
-        .expect("the conflict is shown");
+    let conflicts = conflicts_of(&page.body).expect("the conflict is shown");
     let first = conflicts.find("30 — ").expect("the value set ahead");
     let then = conflicts.find("20 — ").expect("the value received last");
     assert!(first < then, "{conflicts}");
@@ -3165,12 +3167,7 @@ fn a_conflict_resolved_in_the_console_reaches_the_phones() {
     let page = browser.get(&path);
     // The conflict under the field's label, as the case's values name it; the form keeps the
     // field's path.
-    let conflicts = page
-        .body
-        .split("id=\"conflicts\"")
-        .nth(1)
-        .and_then(|rest| rest.split("</section>").next())
-        .expect("the conflict is shown");
+    let conflicts = conflicts_of(&page.body).expect("the conflict is shown");
     assert!(
         conflicts.contains("<strong>Heures par semaine</strong>"),
         "{conflicts}"
@@ -4713,12 +4710,6 @@ fn conflicts_of_visits_and_workplaces_are_shown_and_settled_in_the_console() {
     }
 
     let mut browser = signed_in(&s, "sup.conflicts");
-    let conflicts_of = |body: &str| {
-        body.split("id=\"conflicts\"")
-            .nth(1)
-            .and_then(|rest| rest.split("</section>").next())
-            .map(str::to_string)
-    };
     for (path, field, keep) in [
         (
             format!("/console/workplaces/{}", w.id),
@@ -4763,7 +4754,7 @@ fn conflicts_of_visits_and_workplaces_are_shown_and_settled_in_the_console() {
     assert!(conflicts.contains("saisie par Moniteur Aka"), "{conflicts}");
     assert_eq!(conflicts.matches("<form").count(), 1, "{conflicts}");
     // Sent all the same, the other value is refused, in the page's language.
-    let in_force = hidden(&conflicts, "value")
+    let in_force = hidden(conflicts, "value")
         .expect("the value in force has its form")
         .replace("&quot;", "\"")
         .replace("&#34;", "\"");
