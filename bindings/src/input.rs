@@ -184,5 +184,10 @@ mod tests {
         }
         assert!(ffi::parse_timestamp("2026-03-02T09:00:00+00:00").is_some());
         assert!(ffi::parse_timestamp("2026-12-31T23:59:60Z").is_none());
+        // Offsets of the zones on Earth only.
+        assert!(ffi::parse_timestamp("2026-03-02T09:00:00-12:00").is_some());
+        assert!(ffi::parse_timestamp("2026-03-02T09:00:00+14:00").is_some());
+        assert!(ffi::parse_timestamp("2026-03-02T09:00:00-12:01").is_none());
+        assert!(ffi::parse_timestamp("2026-03-02T09:00:00+23:59").is_none());
     }
 }

@@ -125,6 +125,32 @@ fn time_zone_offsets_are_kept() {
     let read: Visit = store.get(v.id).unwrap();
     assert_eq!(read.started_at.offset().local_minus_utc(), 3600);
     assert_eq!(read.started_at, v.started_at);
+
+    // The zones on Earth run from UTC-12 to UTC+14, both taken; an offset past them (an
+    // app's arithmetic gone wrong) would date the visit a day no one there lived.
+    for hours in [-12, 14] {
+        let zone = FixedOffset::east_opt(hours * 3600).unwrap();
+        let mut v = visit(&w, user);
+        v.started_at = zone.with_ymd_and_hms(2026, 6, 1, 8, 0, 0).unwrap();
+        v.ended_at = Some(zone.with_ymd_and_hms(2026, 6, 1, 9, 0, 0).unwrap());
+        store.create(&v).unwrap();
+    }
+    let past_any = |seconds| FixedOffset::east_opt(seconds).unwrap();
+    for (field, seconds) in [
+        ("started_at", -12 * 3600 - 60),
+        ("ended_at", 14 * 3600 + 60),
+    ] {
+        let mut v = visit(&w, user);
+        v.started_at = past_any(if field == "started_at" { seconds } else { 0 })
+            .with_ymd_and_hms(2026, 6, 1, 8, 0, 0)
+            .unwrap();
+        v.ended_at = Some(
+            past_any(seconds)
+                .with_ymd_and_hms(2026, 6, 2, 9, 0, 0)
+                .unwrap(),
+        );
+        assert_eq!(validation_field(store.create(&v).unwrap_err()), field);
+    }
 }
 
 #[test]
