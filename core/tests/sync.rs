@@ -896,6 +896,51 @@ fn a_visit_edited_on_a_stale_draft_waits_for_its_return_once_validated() {
     );
 }
 
+/// A supervisor's own visit, submitted and synced; offline, she returns it to herself,
+/// corrects it and submits it again: each step her phone took was allowed, and the hub, which
+/// sees the corrected content on a visit submitted before and after, takes it (a monitor may
+/// not return a visit: its content stays what was submitted).
+#[test]
+fn a_supervisors_own_visit_returned_corrected_and_submitted_offline_is_taken() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    let c01 = area("CI-R1-D1", "CI-R1-D1-C01");
+    let mut supervisor = device(&dir, "supervisor", Role::Supervisor, &["CI-R1"]);
+    sync(&mut supervisor, &mut hub);
+    let user = supervisor.principal.user;
+    let w = supervisor
+        .store
+        .create(&workplace(c01, "Champ Koffi"))
+        .unwrap();
+    let mut draft = visit(&w, user, 2);
+    draft.status = VisitStatus::Draft;
+    let draft = supervisor.store.create(&draft).unwrap();
+    supervisor.store.submit_visit(draft.id).unwrap();
+    sync(&mut supervisor, &mut hub);
+
+    supervisor
+        .store
+        .review_visit(
+            draft.id,
+            Review::Return {
+                comment: "Compter les enfants".into(),
+            },
+        )
+        .unwrap();
+    let mut returned: Visit = supervisor.store.get(draft.id).unwrap();
+    returned.findings = "Trois enfants au séchage.".into();
+    supervisor.store.update(&returned).unwrap();
+    supervisor.store.submit_visit(draft.id).unwrap();
+    let summary = sync(&mut supervisor, &mut hub);
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    assert_eq!(summary.pending, 0, "{summary:?}");
+    let held: Visit = hub.get(draft.id).unwrap();
+    assert_eq!(
+        (held.status, held.findings.as_str()),
+        (VisitStatus::Submitted, "Trois enfants au séchage.")
+    );
+}
+
 /// A change its user cannot correct (the visit was validated meanwhile; a case assigned to
 /// someone the hub knows of no such user) is given up on the phone: the record goes back to
 /// the hub's version, or leaves the phone when the hub holds nothing of it, and nothing waits.
