@@ -154,6 +154,13 @@ pub trait HubTransaction {
         Ok(None)
     }
 
+    /// The actor the hub writes its own changes under (what a device recorded on a merged
+    /// duplicate, brought over to the case kept: `hub::bring_over_pushed`), each process its
+    /// own. `None` where the storage writes none of its own (a reader).
+    fn hub_actor(&self) -> Option<automerge::ActorId> {
+        None
+    }
+
     /// The reference data in force: the built-in data and every published version the hub
     /// holds (area trees decide what a principal's codes cover; records are validated against
     /// the versions they were captured with).

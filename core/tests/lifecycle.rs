@@ -831,6 +831,65 @@ fn a_merge_into_a_case_the_hub_does_not_hold_is_refused() {
     assert_eq!(hub.get::<ChildCase>(duplicate).unwrap().merged_into, None);
 }
 
+/// The other way round: offline, a supervisor merges a duplicate into the kept case while the
+/// duplicate is erased on the hub (consent withdrawn). The kept case's merge would bring back
+/// what it copied from the erased one (its referral and provider): refused, naming the merge,
+/// and given up on the phone, nothing of it is left anywhere.
+#[test]
+fn a_merge_of_a_case_the_hub_erased_brings_nothing_of_it_back() {
+    const PROVIDER: &str = "Foyer Diarra";
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(dir.path());
+    let mut supervisor = Device::new(dir.path(), "supervisor", Role::Supervisor, &["CI-R1"]);
+    let mut monitor = Device::new(dir.path(), "monitor", Role::CommunityMonitor, &[C01]);
+    let kept = create(&mut monitor, C01, "Awa Bamba");
+    let mut duplicate = case(area(C01), "Awa Bamba", monitor.principal.user);
+    duplicate.referrals.insert(
+        Uuid::now_v7(),
+        Referral {
+            service: ServiceKind::SocialProtection,
+            provider: PROVIDER.into(),
+            date: NaiveDate::from_ymd_opt(2026, 4, 2).unwrap(),
+            outcome: String::new(),
+        },
+    );
+    let duplicate = monitor.store.create(&duplicate).unwrap().id;
+    monitor.sync(&mut hub);
+    supervisor.sync(&mut hub);
+    supervisor.store.merge_cases(kept, duplicate).unwrap();
+    assert_eq!(
+        supervisor
+            .store
+            .get::<ChildCase>(kept)
+            .unwrap()
+            .referrals
+            .len(),
+        1
+    );
+    erase(&mut hub, &supervisor.principal, duplicate);
+
+    let summary = supervisor.sync(&mut hub);
+    assert_eq!(
+        summary.refused,
+        vec![(kept, Refusal::StepNotAllowed)],
+        "{summary:?}"
+    );
+    let detail = wire::RefusalDetail::of(&summary.refusal_details, kept).unwrap();
+    assert_eq!(detail.field, "merged_from");
+    let held: ChildCase = hub.get(kept).unwrap();
+    assert!(held.referrals.is_empty() && held.merged_from.is_empty());
+    monitor.sync(&mut hub);
+    assert!(!monitor.files_hold(PROVIDER));
+
+    // Given up on the phone: the hub's version, and nothing waits.
+    supervisor.store.discard_refused_changes(kept).unwrap();
+    assert!(!supervisor.has(duplicate));
+    assert!(!supervisor.files_hold(PROVIDER));
+    let summary = supervisor.sync(&mut hub);
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    assert_eq!(summary.pending, 0, "{summary:?}");
+}
+
 /// A request pushing `entries` and asking for `refetch`, as `device` would send it.
 fn request(d: &Device, push: Vec<PushEntry>, refetch: Vec<Uuid>) -> Vec<u8> {
     wire::encode_request(&SyncRequest {
@@ -1357,6 +1416,72 @@ fn what_a_device_recorded_on_a_case_merged_meanwhile_goes_to_the_case_kept() {
     monitor.sync(&mut hub);
     let on_hub: ChildCase = hub.get(kept).unwrap();
     assert!(!on_hub.followups.contains_key(&late_key));
+}
+
+/// The same child registered in two communities, merged by the supervisor; the monitor of
+/// the duplicate's community, offline, records on it a worst form, a longer week and a
+/// follow-up. Her phone does not hold the case kept (another community): the hub brings what
+/// she recorded over to it, and the classification and the due day follow, for everyone who
+/// holds the case kept. Once: her next syncs bring nothing again.
+#[test]
+fn what_a_device_recorded_on_a_duplicate_kept_outside_its_areas_goes_to_the_case_kept() {
+    const NAME: &str = "Adjoua Yao";
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(dir.path());
+    let mut supervisor = Device::new(dir.path(), "supervisor", Role::Supervisor, &["CI-R1"]);
+    let mut here = Device::new(dir.path(), "here", Role::CommunityMonitor, &[C01]);
+    let mut there = Device::new(dir.path(), "there", Role::CommunityMonitor, &[C02]);
+    let kept = create(&mut here, C01, NAME);
+    let duplicate = create(&mut there, C02, NAME);
+    here.sync(&mut hub);
+    there.sync(&mut hub);
+    supervisor.sync(&mut hub);
+    supervisor.store.merge_cases(kept, duplicate).unwrap();
+    supervisor.sync(&mut hub);
+
+    let (_, late_key) = there
+        .store
+        .add_follow_up(
+            duplicate,
+            FollowUp {
+                date: NaiveDate::from_ymd_opt(2026, 4, 5).unwrap(),
+                situation: FollowUpSituation::StillWorking,
+                notes: String::new(),
+                next_due: NaiveDate::from_ymd_opt(2026, 4, 12),
+            },
+        )
+        .unwrap();
+    let mut dup: ChildCase = there.store.get(duplicate).unwrap();
+    dup.hours_per_week = 42;
+    dup.worst_forms.insert(WorstForm::ForcedLabour);
+    there.store.update(&dup).unwrap();
+    let summary = there.sync(&mut hub);
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    assert_eq!(summary.pending, 0, "{summary:?}");
+
+    let on_hub: ChildCase = hub.get(kept).unwrap();
+    assert!(on_hub.followups.contains_key(&late_key));
+    assert_eq!(on_hub.hours_per_week, 42);
+    assert!(on_hub.worst_forms.contains(&WorstForm::ForcedLabour));
+    assert_eq!(
+        on_hub.classification.as_ref().map(|c| c.outcome),
+        Some(ClassificationOutcome::WorstFormSuspected)
+    );
+    here.sync(&mut hub);
+    let on_phone: ChildCase = here.store.get(kept).unwrap();
+    assert!(on_phone.worst_forms.contains(&WorstForm::ForcedLabour));
+    assert!(on_phone.followups.contains_key(&late_key));
+    assert!(!there.has(kept), "the case kept stays outside her areas");
+
+    // Once: what the supervisor then takes off the case kept stays off.
+    supervisor.sync(&mut hub);
+    let mut corrected: ChildCase = supervisor.store.get(kept).unwrap();
+    corrected.followups.remove(&late_key);
+    supervisor.store.update(&corrected).unwrap();
+    supervisor.sync(&mut hub);
+    there.sync(&mut hub);
+    there.sync(&mut hub);
+    assert!(!hub.get::<ChildCase>(kept).unwrap().followups.contains_key(&late_key));
 }
 
 #[test]

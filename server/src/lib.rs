@@ -133,14 +133,11 @@ pub enum HubOpenError {
 }
 
 /// The hub's own device and user ids: the hub writes records (users) under them.
-pub(crate) const HUB_ADMIN: Uuid = Uuid::from_u128(0x7669_6769_655f_6875_625f_6164_6d69_6e00);
+pub(crate) const HUB_ADMIN: Uuid = vigie_core::sync::HUB_ADMIN;
 
 /// The author of the changes the hub makes as its administrator (users, reference data,
 /// records filed again).
-pub(crate) const ADMIN_AUTHOR: vigie_core::ChangeAuthor = vigie_core::ChangeAuthor {
-    user: HUB_ADMIN,
-    device: HUB_ADMIN,
-};
+pub(crate) const ADMIN_AUTHOR: vigie_core::ChangeAuthor = vigie_core::sync::ADMIN_AUTHOR;
 
 /// The user as the core's rules see them when they act through the hub itself (the console,
 /// an export made for them): the scope their devices sync with, on the hub's own device.

@@ -870,6 +870,7 @@ impl Postgres {
     fn storage(&self) -> PgStorage<'_> {
         PgStorage {
             pool: &self.pool,
+            actor: &self.actor,
             reference: &self.reference,
             sealer: &self.sealer,
             allowances: &self.allowances,
@@ -1375,6 +1376,8 @@ struct Pending {
 
 struct PgTransaction<'a> {
     tx: CachedTransaction<'a>,
+    /// The process's actor, under which the hub writes its own changes.
+    actor: &'a ActorId,
     reference: &'a ReferenceCache,
     sealer: &'a Sealer,
     pending: Vec<Pending>,
@@ -1628,6 +1631,10 @@ impl PgTransaction<'_> {
 }
 
 impl HubTransaction for PgTransaction<'_> {
+    fn hub_actor(&self) -> Option<ActorId> {
+        Some(self.actor.clone())
+    }
+
     fn reserve_attachment(&mut self, record: Uuid, entry: &vigie_core::Attachment) -> Result<()> {
         self.name_attachment(record, entry)
     }
@@ -2446,6 +2453,8 @@ impl PgTransaction<'_> {
 /// One use of the pool as the engine's storage.
 struct PgStorage<'p> {
     pool: &'p Pool<Manager>,
+    /// This process's actor, under which the hub writes its own changes.
+    actor: &'p ActorId,
     reference: &'p ReferenceCache,
     sealer: &'p Sealer,
     allowances: &'p Arc<vigie_core::sync::DeviceAllowances>,
@@ -2471,6 +2480,7 @@ impl PgStorage<'_> {
                 };
                 let mut pg = PgTransaction {
                     tx,
+                    actor: self.actor,
                     reference: self.reference,
                     sealer: self.sealer,
                     pending: Vec::new(),

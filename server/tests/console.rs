@@ -1958,6 +1958,16 @@ fn a_duplicate_of_another_community_is_merged_by_its_code() {
     f.mine.sync(&s.hub.url).expect("sync");
     let kept: ChildCase = f.mine.store.get(f.my_case).expect("kept");
     assert!(kept.merged_from.contains(&again.id));
+    // The monitor next door, offline, records a worst form on the registration at hand: her
+    // phone never holds the case kept (another community), and the hub brings it over.
+    let mut late: ChildCase = next_door.store.get(again.id).expect("duplicate");
+    late.worst_forms.insert(WorstForm::ForcedLabour);
+    next_door.store.update(&late).expect("edit");
+    let summary = next_door.sync(&s.hub.url).expect("sync");
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    f.mine.sync(&s.hub.url).expect("sync");
+    let kept: ChildCase = f.mine.store.get(f.my_case).expect("kept");
+    assert!(kept.worst_forms.contains(&WorstForm::ForcedLabour));
 
     // Two cases of one code: the supervisor is told to type the duplicate's id instead.
     let mut twice = vec![];

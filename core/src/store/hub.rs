@@ -17,7 +17,7 @@ use crate::storage::{
     Appended, ChangedRecord, Departure, ErasedHistory, HeldAttachment, HubStorage, HubTransaction,
     LogEntry, Quarantined, RecordWrite, ReferenceCache, StoredRecord,
 };
-use automerge::ChangeHash;
+use automerge::{ActorId, ChangeHash};
 use rusqlite::{Connection, OptionalExtension, Transaction, params_from_iter};
 use std::path::Path;
 use std::sync::Arc;
@@ -109,7 +109,7 @@ impl HubStorage for HubReader {
         work: &mut dyn FnMut(&mut dyn HubTransaction) -> Result<T>,
     ) -> Result<T> {
         // Deferred: the snapshot is taken at the first read and held to the end.
-        embedded_transaction(&mut self.conn, &self.path, &self.reference, work)
+        embedded_transaction(&mut self.conn, &self.path, &self.reference, None, work)
     }
 }
 
@@ -118,7 +118,13 @@ impl HubStorage for Store {
         &mut self,
         work: &mut dyn FnMut(&mut dyn HubTransaction) -> Result<T>,
     ) -> Result<T> {
-        embedded_transaction(&mut self.conn, &self.ctx.path, &self.ctx.reference, work)
+        embedded_transaction(
+            &mut self.conn,
+            &self.ctx.path,
+            &self.ctx.reference,
+            Some(&self.ctx.actor),
+            work,
+        )
     }
 }
 
@@ -127,6 +133,7 @@ fn embedded_transaction<T>(
     conn: &mut rusqlite::Connection,
     path: &Path,
     cache: &ReferenceCache,
+    actor: Option<&ActorId>,
     work: &mut dyn FnMut(&mut dyn HubTransaction) -> Result<T>,
 ) -> Result<T> {
     let tx = conn.transaction()?;
@@ -134,6 +141,7 @@ fn embedded_transaction<T>(
         tx: &tx,
         cache,
         path,
+        actor,
         pushing: None,
         erased: false,
     };
@@ -153,6 +161,8 @@ struct EmbeddedTransaction<'a, 'c> {
     tx: &'a Transaction<'c>,
     cache: &'a ReferenceCache,
     path: &'a Path,
+    /// The store's actor, under which the hub writes its own changes (none: a reader's).
+    actor: Option<&'a ActorId>,
     /// The device whose pushes this transaction stores, and their number.
     pushing: Option<(Uuid, i64)>,
     /// Whether it erased a record (whose attachment files are collected after the commit).
@@ -418,6 +428,10 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
                 .execute([seq, push])?;
         }
         Ok(())
+    }
+
+    fn hub_actor(&self) -> Option<ActorId> {
+        self.actor.cloned()
     }
 
     fn incarnation(&mut self) -> Result<Option<[u8; 16]>> {

@@ -27,7 +27,7 @@ use crate::storage::{
 use crate::store::{Store, StoreRole, TypedRecord};
 use automerge::{ActorId, Automerge, ChangeHash, ChangeMetadata, ReadDoc};
 use chrono::Utc;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use uuid::Uuid;
 
@@ -2765,6 +2765,9 @@ fn update_in_scope(
             before: &before,
             author: rules.author,
         })?;
+        if admitted.kind == RecordKind::ChildCase {
+            bring_over_pushed(tx, rules, entry.id, &document, &before)?;
+        }
     }
     Ok(match merged {
         Some(merged) => accepted_beside(&document, &merged, entry, clock_skewed),
@@ -2998,6 +3001,86 @@ fn quarantine_if_held(
         .collect();
     keep_for_review(tx, rules, entry, Some(stored), &new, &added)
 }
+
+/// Changes pushed on a case merged before they reached the hub (made offline on the
+/// registration at hand), from a device whose areas do not cover the case kept (the same
+/// child registered in another community, merged there on the console): what they record of
+/// the child goes to the case kept, written by the hub. A device that holds the case kept
+/// brings it over itself when the merge reaches it (`store::documents::carry_over`); this one
+/// never will, and the worst form its user suspected, the longer week, the follow-up and its
+/// due day would stay on a duplicate that no list, alert or count shows. Only what these
+/// changes add (`ChildCase::bring_over` from the version the hub held): pushed again, they
+/// bring nothing more. A case kept that the addition would leave breaking a rule is left as
+/// it is (the duplicate keeps what it holds).
+fn bring_over_pushed(
+    tx: &mut dyn HubTransaction,
+    rules: &Rules<'_>,
+    id: Uuid,
+    document: &Automerge,
+    before: &[ChangeHash],
+) -> Result<()> {
+    if before.is_empty() {
+        return Ok(());
+    }
+    // Merged already when the changes came: a merge they make is their device's own work.
+    let Some(mut target) = doc::merged_into_of(document, Some(before)) else {
+        return Ok(());
+    };
+    let Some(actor) = tx.hub_actor() else {
+        return Ok(());
+    };
+    let (Ok(now), Ok(was)) = (
+        doc::read_record::<ChildCase>(document, id),
+        doc::read_record_at::<ChildCase>(document, id, before),
+    ) else {
+        return Ok(());
+    };
+    for _ in 0..crate::domain::records::MERGE_CHAIN {
+        if target == id {
+            return Ok(());
+        }
+        let Some(stored) = tx.record(target, true)? else {
+            return Ok(());
+        };
+        if stored.kind != RecordKind::ChildCase
+            || rules.scope.receives(stored.kind, stored.area.as_ref())
+        {
+            return Ok(());
+        }
+        let Ok(mut kept) = codec::load(target, &stored.document)
+            .and_then(|kept| doc::read_record::<ChildCase>(&kept, target))
+        else {
+            return Ok(());
+        };
+        if let Some(next) = kept.kept_as() {
+            target = next;
+            continue;
+        }
+        if !kept.bring_over(&now, Some(&was), rules.reference) {
+            return Ok(());
+        }
+        return match update_record(tx, &actor, ADMIN_AUTHOR, rules.reference, &kept) {
+            Ok(_) => Ok(()),
+            Err(e @ (Error::Storage(_) | Error::HubStorage { .. })) => Err(e),
+            Err(_) => {
+                tracing::warn!(record = %target, "a duplicate's later changes break a rule on the case kept: left on the duplicate");
+                Ok(())
+            }
+        };
+    }
+    Ok(())
+}
+
+/// The hub's own user and device ids: the author of the changes the hub makes as its
+/// administrator (users, reference data, records filed again, what a device recorded on a
+/// merged duplicate brought over to the case kept).
+pub const HUB_ADMIN: Uuid = Uuid::from_u128(0x7669_6769_655f_6875_625f_6164_6d69_6e00);
+
+/// The author of the changes the hub makes as its administrator.
+pub const ADMIN_AUTHOR: ChangeAuthor = ChangeAuthor {
+    user: HUB_ADMIN,
+    device: HUB_ADMIN,
+};
 
 /// Whether the sender's user, in some state of their areas and role (`held_once`), received
 /// the record: filed where it is now, or where it was at `base`, the version the sender's
@@ -3444,6 +3527,14 @@ fn admit_read(
             ),
         )));
     }
+    if merges_an_erased_case(tx, &record, &held)? {
+        return Ok(Err(Refused::step(
+            "merged_from",
+            NotAllowed::new(
+                "a case merged into this one was erased: what the merge brought from it does not come back (discard the refused changes, and record again what this case needs)",
+            ),
+        )));
+    }
     if !assignee_receives(tx, rules, &record, &held)? {
         return Ok(Err(Refused::step(
             "identified_by",
@@ -3627,6 +3718,31 @@ fn names_kept(
 /// hub holds who receives the case (`rights::check_assignee`: the rule the phones apply when
 /// they hand a case over). A case assigned to a user of other areas would stay on due lists
 /// no one can act on, and tell that user's phone of a case it may never hold.
+/// Whether a case's changes merge into it a case the hub erased (`merged_from` gains its id):
+/// a supervisor's phone merged the duplicate offline while the child's file was erased on
+/// request. Taken, the kept case would bring back what the merge copied from it — its
+/// referrals and their providers, its follow-ups and due dates, its hazards — to the hub,
+/// every phone in scope and the exports.
+fn merges_an_erased_case(
+    tx: &mut dyn HubTransaction,
+    after: &TypedRecord,
+    held: &HeldVersion<'_>,
+) -> Result<bool> {
+    let TypedRecord::ChildCase(case) = after else {
+        return Ok(false);
+    };
+    let had = match held.get() {
+        Ok(Some(TypedRecord::ChildCase(was))) => was.merged_from.clone(),
+        _ => BTreeSet::new(),
+    };
+    for id in case.merged_from.difference(&had) {
+        if tx.is_erased(*id)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 fn assignee_receives(
     tx: &mut dyn HubTransaction,
     rules: &Rules<'_>,

@@ -46,11 +46,12 @@ pub use client::{
     SyncSummary, sync_through, sync_with_hub,
 };
 pub use hub::{
-    COMBINED_WITH_OTHERS, EARLIEST_EVENT_DAY, ErasedRecords, HubBundleReport, HubError, HubLimits,
-    MAX_CARRIED_PER_CARRIER, MAX_QUARANTINED_PER_DEVICE, Principal, Scope, change_as,
-    create_record, erase_again, erase_record, hand_over_case, handle_certified_sync, handle_sync,
-    import_hub_bundle, latest_event_day, may_take_over, publish_reference, publish_references,
-    read_as, read_record, refile_record, resolve_as, update_record,
+    ADMIN_AUTHOR, COMBINED_WITH_OTHERS, EARLIEST_EVENT_DAY, ErasedRecords, HUB_ADMIN,
+    HubBundleReport, HubError, HubLimits, MAX_CARRIED_PER_CARRIER, MAX_QUARANTINED_PER_DEVICE,
+    Principal, Scope, change_as, create_record, erase_again, erase_record, hand_over_case,
+    handle_certified_sync, handle_sync, import_hub_bundle, latest_event_day, may_take_over,
+    publish_reference, publish_references, read_as, read_record, refile_record, resolve_as,
+    update_record,
 };
 pub use identity::{Certifier, DeviceRegistry, RegisteredDevice, hub_identity, recertify_user};
 pub use peer::{PeerScope, PeerSession, sync_peers};
