@@ -70,7 +70,10 @@ pub enum Error {
 
     /// `path` is the field's path when it is one the record has, else none: the caller's text
     /// is not repeated (it may be anything typed).
-    #[error("no conflict at {} in {id}", path.as_deref().unwrap_or("the given field"))]
+    #[error("{}", match path {
+        Some(path) => format!("no conflict at {path} in {id}"),
+        None => format!("no conflict at the field given in {id}"),
+    })]
     NoSuchConflict { id: Uuid, path: Option<String> },
 
     /// A workflow step the state machine or the acting role does not allow. `rule` names the
@@ -310,6 +313,10 @@ pub fn foreign_text(text: &str) -> String {
 /// What a storage error says: SQLite's words, except for a write the system refused, which
 /// SQLite calls a "disk I/O error" though a full disk is its usual cause (an operator read it
 /// as failing hardware).
+/// What a damaged store's file is told as.
+pub const DAMAGED: &str =
+    "the store's file is damaged: restore it from a copy, or remove it and sync again";
+
 pub fn storage_text(e: &rusqlite::Error) -> String {
     use rusqlite::ffi;
     match e.sqlite_error() {
@@ -330,7 +337,12 @@ pub fn storage_text(e: &rusqlite::Error) -> String {
         Some(failure) if failure.code == rusqlite::ErrorCode::OutOfMemory => {
             "the device ran out of memory: close other apps, then try again".to_string()
         }
-        _ => e.to_string(),
+        Some(failure) if failure.code == rusqlite::ErrorCode::DatabaseCorrupt => DAMAGED.into(),
+        // Not the statement: a migration's text is kilobytes of SQL no one can act on.
+        _ => match e {
+            rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
+            _ => e.to_string(),
+        },
     }
 }
 

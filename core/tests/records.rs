@@ -788,7 +788,7 @@ fn concurrent_edits_merge_and_real_conflicts_are_kept_until_resolved() {
         match tablet.resolve_conflict(v.id, &path, &json!("x")) {
             Err(e @ Error::NoSuchConflict { .. }) => assert_eq!(
                 e.to_string(),
-                format!("no conflict at the given field in {}", v.id)
+                format!("no conflict at the field given in {}", v.id)
             ),
             other => panic!("{other:?}"),
         }
@@ -1358,6 +1358,35 @@ fn the_integrity_check_is_sound_after_another_connection_wrote() {
 /// A store found on a read-only mount (a card remounted read-only, a full or failing disk) is
 /// a clear error that names no path, as a new store's unwritable directory is. Needs a
 /// read-only bind mount: run where the tests may mount (as root), else it says so and passes.
+/// A file holding a store's tables without its schema version (damaged, or altered by
+/// hand) is told as damaged in one short sentence, not with the schema's SQL, and is left as
+/// it was.
+#[test]
+fn a_store_without_its_schema_version_is_told_as_damaged() {
+    let dir = TempDir::new().unwrap();
+    let user = Uuid::now_v7();
+    let path = dir.path().join("store.db");
+    let config = || StoreConfig::new(&path, Encryption::Unencrypted, user);
+    Store::open(config()).unwrap().close().unwrap();
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", 0)
+        .unwrap();
+    match Store::open(config()) {
+        Err(e @ Error::Storage(_)) => {
+            let said = e.to_string();
+            assert!(said.contains("damaged"), "{said}");
+            assert!(said.len() < 200 && !said.contains("CREATE"), "{said}");
+        }
+        other => panic!("a store without its version: {other:?}"),
+    }
+    let version: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 0);
+}
+
 #[test]
 fn an_existing_store_that_cannot_be_written_says_so() {
     let dir = TempDir::new().unwrap();

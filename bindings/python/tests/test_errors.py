@@ -96,6 +96,10 @@ def test_a_store_opens_unencrypted_only_when_asked_and_a_wrong_key_prints_nothin
     with pytest.raises(vigie.VigieError.Authentication) as e:
         vigie.open_store(keyed, key(9), user)
     assert str(e.value).startswith("authentication failed: ")
+    # What an app shows at unlock, in French whole.
+    assert e.value.text_in("fr") == (
+        "Authentification refusée : les données n'ont pas pu être ouvertes : mauvaise clé, ou ce "
+        "n'est pas un fichier Vigie"), e.value.text_in("fr")
     # SQLCipher's own log of the failed page check stays off the app's stderr.
     assert "hmac" not in capfd.readouterr().err
 

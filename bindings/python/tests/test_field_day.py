@@ -297,7 +297,8 @@ def test_bundles_and_conflicts_between_two_devices(env):
         # A conflict settled at a path the record does not have: the path is not repeated.
         with pytest.raises(vigie.VigieError.Conflict) as gone:
             tablet.resolve_conflict(v.id, ["Aya Kouassi"], vigie.FieldValue.TEXT("x"))
-        assert "Aya" not in str(gone.value) and "the given field" in str(gone.value)
+        assert "Aya" not in str(gone.value) and "the field given" in str(gone.value)
+        assert "pas de conflit sur ce champ" in gone.value.text_in("fr"), gone.value.text_in("fr")
 
         # Altered on its way (the seal's last byte): damaged input, nothing stored.
         altered = bytearray(first.bytes)

@@ -280,6 +280,17 @@ pub(crate) fn migrate(
     if found == SCHEMA_VERSION {
         return Ok(found);
     }
+    // Tables without a schema version: no new file, nor one this software wrote whole.
+    if found == 0
+        && conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        })? > 0
+    {
+        return Err(Error::Storage(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+            None,
+        )));
+    }
     let tx = conn.transaction()?;
     for migration in &MIGRATIONS[found as usize..] {
         tx.execute_batch(migration)?;

@@ -196,13 +196,22 @@ pub fn check_references<E>(
         if let Some(held) = kind_of(*id)?
             && held != *kind
         {
-            return Ok(Err(ValidationError::new(
-                *field,
-                format!("must name a {}", kind.as_str().replace('_', " ")),
-            )));
+            return Ok(Err(ValidationError::new(*field, must_name(*kind))));
         }
     }
     Ok(Ok(()))
+}
+
+/// The rule a reference to a record of another kind than `kind` breaks (one text each, which
+/// the catalogues translate whole).
+fn must_name(kind: RecordKind) -> &'static str {
+    match kind {
+        RecordKind::Workplace => "must name a workplace",
+        RecordKind::Visit => "must name a visit",
+        RecordKind::ChildCase => "must name a child case",
+        RecordKind::User => "must name a user",
+        RecordKind::Reference => "must name reference data",
+    }
 }
 
 /// A visit is filed under the area of the workplace it visits (`Visit::new` copies it): one
