@@ -194,6 +194,10 @@ pub trait HubTransaction {
     /// Whether the record was erased (a tombstone stands for it).
     fn is_erased(&mut self, id: Uuid) -> Result<bool>;
 
+    /// Every record erased, with when (the hub's clock, ms): what the journal of irreversible
+    /// actions must hold.
+    fn erasures(&mut self) -> Result<Vec<(Uuid, i64)>>;
+
     /// Erases a record: its document, change log, index rows and quarantined changes are
     /// deleted, and a tombstone is placed after every change logged so far, with `history`
     /// (the hashes of its changes, and the area it was filed under, at the tombstone's place).

@@ -1481,7 +1481,12 @@ fn what_a_device_recorded_on_a_duplicate_kept_outside_its_areas_goes_to_the_case
     supervisor.sync(&mut hub);
     there.sync(&mut hub);
     there.sync(&mut hub);
-    assert!(!hub.get::<ChildCase>(kept).unwrap().followups.contains_key(&late_key));
+    assert!(
+        !hub.get::<ChildCase>(kept)
+            .unwrap()
+            .followups
+            .contains_key(&late_key)
+    );
 }
 
 #[test]

@@ -99,12 +99,22 @@ pub trait Backend: Send + Sync {
     fn user(&self, id: Uuid) -> Result<Option<User>, Error>;
     fn add_user(&self, user: &User) -> Result<User, Error>;
     /// Erases a child case everywhere, as the supervisor `by` asks. Returns whether it was there.
+    /// Committed, not yet completed: `purge_erased` completes it once it is journaled.
     fn erase(&self, by: Uuid, record: Uuid) -> Result<ErasedRecords, Error>;
+    /// Completes the erasures made: what held them is overwritten in the file (the embedded
+    /// store's free pages). Run after they are journaled: a process killed during the purge
+    /// (a tenth of a second) had erased a child the journal did not know, whom a restore
+    /// brought back.
+    fn purge_erased(&self) -> Result<(), Error> {
+        Ok(())
+    }
     /// Changes held for review (sent by users who lost the record's area), oldest first, each
     /// with what it would change (never a value).
     fn quarantined(&self) -> Result<Vec<QuarantineView>, Error>;
     /// When the hub stored each change of a record (`received_in`).
     fn received_times(&self, id: Uuid) -> Result<HashMap<ChangeHash, i64>, Error>;
+    /// Every record erased, with when (`HubTransaction::erasures`).
+    fn erasures(&self) -> Result<Vec<(Uuid, i64)>, Error>;
     /// Merges (`accept`) or drops one quarantined entry. An accepted entry must pass the rules
     /// a push passes, with the scope of the supervisor `by` (without one: the record stays in
     /// its community). Returns whether it existed.
@@ -971,10 +981,11 @@ impl Backend for Embedded {
     }
 
     fn erase(&self, by: Uuid, record: Uuid) -> Result<ErasedRecords, Error> {
-        let mut store = self.store.lock();
-        let erased = erase_in(&mut *store, by, record)?;
-        store.purge_freed_content()?;
-        Ok(erased)
+        erase_in(&mut *self.store.lock(), by, record)
+    }
+
+    fn purge_erased(&self) -> Result<(), Error> {
+        self.store.lock().purge_freed_content()
     }
 
     fn quarantined(&self) -> Result<Vec<QuarantineView>, Error> {
@@ -983,6 +994,10 @@ impl Backend for Embedded {
 
     fn received_times(&self, id: Uuid) -> Result<HashMap<ChangeHash, i64>, Error> {
         self.read(|storage| received_in(storage, id))
+    }
+
+    fn erasures(&self) -> Result<Vec<(Uuid, i64)>, Error> {
+        self.read(|storage| storage.in_transaction(&mut |tx| tx.erasures()))
     }
 
     fn review_quarantined(

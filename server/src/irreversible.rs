@@ -588,9 +588,9 @@ pub fn keep(
         tracing::warn!(
             file = %journal.file.display(),
             "this hub has erased records or revoked devices but no journal of irreversible \
-             actions (it was lost, or the key was moved without it): a new one starts now, and \
-             a restore from a backup would undo what was done before. Keep the journal with the \
-             key"
+             actions (it was lost, or the key was moved without it): a new one starts now, \
+             with the erasures and revocations this hub's storage holds. Keep the journal with \
+             the key"
         );
     }
     if let Err(e) = prepared {
@@ -602,12 +602,55 @@ pub fn keep(
         );
         return Ok(backend);
     }
-    Ok(Box::new(Journaled {
+    let journaled = Journaled {
         inner: backend,
         journal,
         revoked_unknown,
         marked_ms: std::sync::atomic::AtomicI64::new(chrono::Utc::now().timestamp_millis()),
-    }))
+    };
+    journal_what_it_lacks(&journaled, &read)?;
+    Ok(Box::new(journaled))
+}
+
+/// Journals each erasure and revocation the storage holds and the journal does not, dated as
+/// the storage dates it: each is journaled once committed, and a process killed between the
+/// two (or a journal that could not be written then, or lost) left a child erased or a phone
+/// revoked that a restore from a backup would bring back, with nothing saying so.
+fn journal_what_it_lacks(journaled: &Journaled, read: &Read) -> Result<(), HubOpenError> {
+    let erased = journaled.inner.erasures()?;
+    let revoked: HashSet<Uuid> = read
+        .actions
+        .iter()
+        .filter_map(|action| match action {
+            Action::Revoke(id) => Some(*id),
+            Action::Erase(_) => None,
+        })
+        .collect();
+    let lacking = erased
+        .into_iter()
+        .filter(|(id, _)| !read.erased_at.contains_key(id))
+        .map(|(id, at_ms)| (Action::Erase(id), at_ms))
+        .chain(
+            journaled
+                .inner
+                .devices()?
+                .into_iter()
+                .filter(|d| !revoked.contains(&d.device))
+                .filter_map(|d| Some((Action::Revoke(d.device), d.revoked_ms?))),
+        );
+    for (action, at_ms) in lacking {
+        if let Err(why) = journaled.note_at([action], at_ms) {
+            tracing::warn!(id = %action.id(), "an irreversible action could not be journaled: {why}");
+            return Ok(());
+        }
+        tracing::warn!(
+            id = %action.id(),
+            action = action.word(),
+            "journaled now: an action the journal of irreversible actions lacked (the process \
+             was stopped before it wrote it, or the journal was lost)"
+        );
+    }
+    Ok(())
 }
 
 /// Compares how far the shared database's change order has gone with what this machine saw of
@@ -897,6 +940,14 @@ impl Backend for Journaled {
                 retryable: false,
             })?;
         Ok(erased)
+    }
+
+    fn purge_erased(&self) -> Result<(), Error> {
+        self.inner.purge_erased()
+    }
+
+    fn erasures(&self) -> Result<Vec<(Uuid, i64)>, Error> {
+        self.inner.erasures()
     }
 
     // Everything else is the storage's own.

@@ -2015,6 +2015,16 @@ impl HubTransaction for PgTransaction<'_> {
             .collect())
     }
 
+    fn erasures(&mut self) -> Result<Vec<(Uuid, i64)>> {
+        Ok(self
+            .tx
+            .query("SELECT record_id, at_ms FROM erased ORDER BY at_ms", &[])
+            .map_err(storage_error)?
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect())
+    }
+
     fn is_erased(&mut self, id: Uuid) -> Result<bool> {
         Ok(self
             .tx
@@ -2891,6 +2901,10 @@ impl Backend for Postgres {
 
     fn received_times(&self, id: Uuid) -> Result<HashMap<ChangeHash, i64>> {
         crate::backend::received_in(&mut self.storage(), id)
+    }
+
+    fn erasures(&self) -> Result<Vec<(Uuid, i64)>> {
+        self.storage().in_transaction(&mut |tx| tx.erasures())
     }
 
     fn review_quarantined(&self, entry: i64, accept: bool, by: Option<Uuid>) -> Result<bool> {

@@ -492,27 +492,50 @@ fn commands_started_at_once_each_keep_the_mark_without_a_warning() {
     assert_eq!(marks, 0, "no file aside left behind");
 }
 
-/// A journal lost (deleted, or the key moved without it) on a hub that has erased or revoked:
-/// a new one starts, and the hub says at once that what was done before is not protected.
+/// A journal lost (deleted, or the key moved without it; or an erasure whose process was
+/// killed between its commit and its journal line) on a hub that has erased or revoked: a new
+/// one starts, said at once, with the erasures and revocations the storage holds, dated as it
+/// dates them, so that a later restore from a backup still does not bring them back.
 #[test]
-fn a_lost_journal_on_a_hub_that_erased_is_said_when_it_opens() {
+fn a_lost_journal_on_a_hub_that_erased_is_said_when_it_opens_and_made_again() {
     if postgres_server().is_some() {
         return;
     }
-    let scene = erased_and_revoked_after_a_backup();
+    let mut scene = erased_and_revoked_after_a_backup();
     let journal = journal_of(&scene.data);
     std::fs::remove_file(&journal).unwrap();
     let out = vigie_output(&["user", "list", "--data", scene.data.to_str().unwrap()]);
     assert!(out.status.success());
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(
-        said.contains("but no journal of irreversible actions") && said.contains("restore"),
+        said.contains("but no journal of irreversible actions")
+            && said.contains("journaled now")
+            && said.contains(&scene.case.to_string()),
         "{said}"
     );
+    assert!(!said.contains(NAME));
     assert!(journal.exists(), "a new journal starts");
     // Said once: the new journal is the hub's from now on.
     let out = vigie_output(&["user", "list", "--data", scene.data.to_str().unwrap()]);
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("but no journal"));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !said.contains("but no journal") && !said.contains("journaled now"),
+        "{said}"
+    );
+
+    // Restored from the backup taken before them: erased and revoked again.
+    scene.restore();
+    scene.hub.restart();
+    let log = scene.hub.log_tail(200);
+    assert!(
+        log.contains("erased again") && log.contains(&scene.case.to_string()),
+        "{log}"
+    );
+    let err = scene.monitor.sync(&scene.hub.url).unwrap_err();
+    assert!(matches!(err, Error::WipeRequested), "{err}");
+    let summary = scene.supervisor.sync(&scene.hub.url).unwrap();
+    assert!(summary.erased.contains(&scene.case), "{summary:?}");
+    scene.hub.stop();
 }
 
 /// A backup restored with the hub's key but not its journal (an operator moving to a new

@@ -531,6 +531,13 @@ impl HubTransaction for EmbeddedTransaction<'_, '_> {
         erasure::is_erased(self.tx, id)
     }
 
+    fn erasures(&mut self) -> Result<Vec<(Uuid, i64)>> {
+        Ok(erasure::tombstones(self.tx)?
+            .into_iter()
+            .map(|t| (t.id, t.at_ms))
+            .collect())
+    }
+
     fn erase(&mut self, id: Uuid, history: &ErasedHistory) -> Result<bool> {
         if self.is_erased(id)? {
             return Ok(false);

@@ -1072,6 +1072,8 @@ pub fn erase_journaled(
     for id in journaled_ids {
         journaled &= journal(backend, Some(by), "case_erase", Some(id), &detail);
     }
+    // Journaled, then completed (`Backend::purge_erased`).
+    backend.purge_erased()?;
     Ok(Erased {
         cases: erased.records,
         reviews: erased.reviews,
