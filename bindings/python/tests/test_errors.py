@@ -565,7 +565,7 @@ def test_a_value_of_the_wrong_type_names_its_field_and_never_the_value(env):
         # An enum whose variants carry values, and a record, given a string.
         with pytest.raises(ValueError) as e:
             store.follow_ups_due("2026-05-01", area="Zoumana Kwassivi")
-        assert str(e.value) == "expected an AreaFilter, not a str"
+        assert str(e.value) == "area: expected an AreaFilter, not a str"
         child.referrals = {}
         child.area = "Zoumana Kwassivi"
         with pytest.raises(ValueError) as e:
@@ -575,11 +575,22 @@ def test_a_value_of_the_wrong_type_names_its_field_and_never_the_value(env):
         with pytest.raises(ValueError) as e:
             store.transition_case(new_id(), "Zoumana Kwassivi")
         assert "Zoumana" not in repr(e.value) and "CaseStatus" in str(e.value), str(e.value)
+        assert str(e.value).startswith("status: "), str(e.value)
+        # A helper's argument, a method's, a number out of range: named too.
+        with pytest.raises(ValueError) as e:
+            vigie.new_referral(vigie.ServiceKind.EDUCATION, "École \ud800", "2026-03-03")
+        assert str(e.value).startswith("provider: a str that UTF-8 cannot write"), str(e.value)
+        with pytest.raises(ValueError) as e:
+            store.get_child_case("\udc00")
+        assert str(e.value).startswith("id: a str that UTF-8"), str(e.value)
+        with pytest.raises(ValueError) as e:
+            store.search_names("Koffi", 2**32)
+        assert str(e.value).startswith("limit: an int holding"), str(e.value)
         # A variant holding a value of the wrong type: the type named, never the value.
         for wrong, said in [
             (vigie.FieldValue.INTEGER("Zoumana Kwassivi"), "value: expected an int, not a str"),
             (vigie.AreaFilter.COMMUNITY(["Zoumana Kwassivi"]),
-             "an AreaFilter holding a value of the wrong type or out of range"),
+             "area: an AreaFilter holding a value of the wrong type or out of range"),
         ]:
             with pytest.raises(ValueError) as e:
                 if isinstance(wrong, vigie.FieldValue):

@@ -317,4 +317,46 @@ for _class in _generated_records():
 for _variant in _generated_variants():
     _variant.__setattr__ = _set_field
 
+
+# A value of the wrong type, or a str UTF-8 cannot write, given as an argument rather than in a
+# record's field (``new_referral(ServiceKind.EDUCATION, "\ud800", ...)``, a provider typed in a
+# form) was refused naming nothing: named by its argument, as a record's field is.
+def _naming_the_argument(call):
+    try:
+        signature = inspect.signature(call)
+    except (TypeError, ValueError):
+        return call
+
+    @functools.wraps(call)
+    def named(*args, **kwargs):
+        try:
+            return call(*args, **kwargs)
+        except WrongType as refused:
+            if refused._path:
+                raise
+            try:
+                given = signature.bind(*args, **kwargs).arguments
+            except TypeError:
+                raise refused from None
+            for name, value in given.items():
+                held = value if isinstance(value, (list, tuple)) else (value,)
+                if name != "self" and any(id(v) == refused._inner for v in held):
+                    raise WrongType(refused._expected, refused._type_name, refused._inner,
+                                    (name,), False, refused._said) from None
+            raise
+
+    return named
+
+
+for _module in (_ffi_core, _ffi_calls):
+    for _name in _module.__all__:
+        _public = getattr(_module, _name)
+        if inspect.isfunction(_public):
+            globals()[_name] = _naming_the_argument(_public)
+        elif (isinstance(_public, type) and not issubclass(_public, BaseException)
+              and not hasattr(_public, "__dataclass_fields__")):
+            for _method, _call in list(vars(_public).items()):
+                if not _method.startswith("_") and inspect.isfunction(_call):
+                    setattr(_public, _method, _naming_the_argument(_call))
+
 __all__ = [*_core, *_calls, "HubTransport", "WrongType"]
