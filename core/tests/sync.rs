@@ -897,9 +897,11 @@ fn a_visit_edited_on_a_stale_draft_waits_for_its_return_once_validated() {
 }
 
 /// A supervisor's own visit, submitted and synced; offline, she returns it to herself,
-/// corrects it and submits it again: each step her phone took was allowed, and the hub, which
-/// sees the corrected content on a visit submitted before and after, takes it (a monitor may
-/// not return a visit: its content stays what was submitted).
+/// corrects it (its findings, a document taken off) and submits it again: each write her
+/// phone made was allowed, and the hub, which sees the corrected content on a visit submitted
+/// before and after, judges them write by write and takes them. Changed without a return, the
+/// submitted visit is refused, on the phone (and the hub: the rights matrix), so that a
+/// validation made meanwhile never vouches for content its supervisor did not see.
 #[test]
 fn a_supervisors_own_visit_returned_corrected_and_submitted_offline_is_taken() {
     let dir = TempDir::new().unwrap();
@@ -915,8 +917,31 @@ fn a_supervisors_own_visit_returned_corrected_and_submitted_offline_is_taken() {
     let mut draft = visit(&w, user, 2);
     draft.status = VisitStatus::Draft;
     let draft = supervisor.store.create(&draft).unwrap();
+    let document = supervisor
+        .store
+        .add_attachment(
+            draft.id,
+            &NewAttachment {
+                kind: AttachmentKind::Document,
+                media_type: "application/pdf".into(),
+                caption: "Registre".into(),
+            },
+            &b"%PDF-1.4\n%%EOF"[..],
+        )
+        .unwrap();
     supervisor.store.submit_visit(draft.id).unwrap();
     sync(&mut supervisor, &mut hub);
+
+    let mut direct: Visit = supervisor.store.get(draft.id).unwrap();
+    direct.findings = "Aucun enfant.".into();
+    assert!(matches!(
+        supervisor.store.update(&direct),
+        Err(Error::NotAllowed { .. })
+    ));
+    assert!(matches!(
+        supervisor.store.remove_attachment(draft.id, document.id),
+        Err(Error::NotAllowed { .. })
+    ));
 
     supervisor
         .store
@@ -930,6 +955,10 @@ fn a_supervisors_own_visit_returned_corrected_and_submitted_offline_is_taken() {
     let mut returned: Visit = supervisor.store.get(draft.id).unwrap();
     returned.findings = "Trois enfants au séchage.".into();
     supervisor.store.update(&returned).unwrap();
+    supervisor
+        .store
+        .remove_attachment(draft.id, document.id)
+        .unwrap();
     supervisor.store.submit_visit(draft.id).unwrap();
     let summary = sync(&mut supervisor, &mut hub);
     assert!(summary.refused.is_empty(), "{summary:?}");
@@ -939,6 +968,7 @@ fn a_supervisors_own_visit_returned_corrected_and_submitted_offline_is_taken() {
         (held.status, held.findings.as_str()),
         (VisitStatus::Submitted, "Trois enfants au séchage.")
     );
+    assert!(hub.attachments(draft.id).unwrap().is_empty());
 }
 
 /// A change its user cannot correct (the visit was validated meanwhile; a case assigned to

@@ -264,16 +264,6 @@ fn visit_edges(role: Role) -> &'static [(VisitStatus, VisitStatus)] {
     }
 }
 
-/// Whether a visit reviewed before a write (`from`) and after it (`to`), its content changed
-/// by its visitor of `role`, went through a return in the write: a write made offline may
-/// hold the return, the correction and the submission again, which only a supervisor's own
-/// visit can take. Validated before and after it was not: the validation would be another's
-/// vouching for content they never saw (validated again, the visit names its new reviewer).
-fn corrected_by_its_visitor(role: Role, from: VisitStatus, to: VisitStatus) -> bool {
-    reachable(visit_edges(role), from, VisitStatus::Returned)
-        && !(from == VisitStatus::Validated && to == VisitStatus::Validated)
-}
-
 /// Whether `to` can be reached from `from` by steps in `edges` (a write made offline may hold
 /// several steps: a case opened and referred, a visit submitted and validated).
 fn reachable<T: Copy + PartialEq>(edges: &[(T, T)], from: T, to: T) -> bool {
@@ -530,13 +520,11 @@ pub fn check_step(role: Role, user: Uuid, step: &Step) -> Result<(), NotAllowed>
         )),
         // Open before the write or after it: a write made offline may hold a return and the
         // correction after it (a supervisor's own visit), or the correction and its submission.
-        // Reviewed before and after, it was open between only if its visitor may return it:
-        // a supervisor's own visit, returned, corrected and submitted again offline.
         Step::VisitContent {
             from: from @ (VisitStatus::Submitted | VisitStatus::Validated),
-            to: to @ (VisitStatus::Submitted | VisitStatus::Validated),
+            to: VisitStatus::Submitted | VisitStatus::Validated,
             ..
-        } if !corrected_by_its_visitor(role, *from, *to) => Err(not_allowed(format!(
+        } => Err(not_allowed(format!(
             "a {} visit's content is not changed: a supervisor returns it to its visitor for a correction",
             from.as_str()
         ))),
@@ -850,8 +838,7 @@ pub struct FilesNotAllowed {
 /// changed, by the user who captured it, or by whoever answers for the record's account: a
 /// visit's visitor, a supervisor for a child case or a workplace. A visit submitted or
 /// validated keeps the files it was reviewed with, as it keeps its content
-/// (`Step::VisitContent`): a supervisor returns it to its visitor for a correction (her own
-/// visit, in the same write made offline, as for its content). Adding
+/// (`Step::VisitContent`): a supervisor returns it to its visitor for a correction. Adding
 /// one's own file stays open to whoever may change the record (a joint visit's social
 /// worker); that a new entry names its own capturer is the hub's authorship rule. The one rule
 /// for a phone's own writes, what it takes from a peer or a bundle, and the hub's pushes: an
@@ -875,12 +862,7 @@ pub fn check_files(
     let reviewed = |v: &Visit| matches!(v.status, VisitStatus::Submitted | VisitStatus::Validated);
     let visitor = match (before, after) {
         (Some(Subject::Visit(was)), Subject::Visit(visit)) => {
-            if reviewed(was)
-                && reviewed(visit)
-                && (added || !touched.is_empty())
-                && !(was.visitor_id == user
-                    && corrected_by_its_visitor(role, was.status, visit.status))
-            {
+            if reviewed(was) && reviewed(visit) && (added || !touched.is_empty()) {
                 return Err(FilesNotAllowed {
                     field: "attachments".into(),
                     refusal: not_allowed(

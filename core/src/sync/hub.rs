@@ -15,7 +15,9 @@ use crate::codec::{self, bounds, bounds::DocumentLimits};
 use crate::doc::{self, ChangeAuthor};
 use crate::domain::area::Area;
 use crate::domain::codes::{RecordKind, ReferenceType, Role};
-use crate::domain::records::{ChildCase, Record, ReferenceDocument, User, Visit, Workplace};
+use crate::domain::records::{
+    ChildCase, Record, ReferenceDocument, Subject, User, Visit, Workplace,
+};
 use crate::domain::reference::{AreaNode, Published, ReferenceContent, ReferenceData};
 use crate::domain::rights;
 use crate::domain::validation::NotAllowed;
@@ -3848,19 +3850,26 @@ fn admit_content<'a>(
     let today = rules
         .today
         .with_changes_made_at(new_changes.iter().map(|c| c.timestamp));
+    let writes: Vec<ChangeHash> = new_changes.iter().map(|c| c.hash).collect();
     drop(new_changes);
     let (base, theirs) = match sender_versions(document, &heads, kind, id, &record) {
         Ok(versions) => versions,
         Err(Error::OverLimit { limit, .. }) => return Err(Refusal::OverLimit { limit }.into()),
         Err(_) => return Err(Refusal::Invalid.into()),
     };
-    check_content(
+    match check_content(
         rules.reference,
         (rules.author_role, rules.author.user),
         (base.as_ref(), &theirs),
         &record,
         &today,
-    )?;
+    ) {
+        Err(refused)
+            if refused.reason == Refusal::StepNotAllowed
+                && kind == RecordKind::Visit
+                && each_write_allowed(rules, document, id, (&heads.0, &writes), false) => {}
+        other => other?,
+    }
     // Filed by its sender (new, or moved by its changes) under a community the area tree in
     // force places elsewhere or holds no more (moved to another district, renamed, merged
     // since the phone last received a tree): taken where the old tree put it, no one who
@@ -3938,14 +3947,17 @@ fn admit_content<'a>(
     }
     // The files the sender's own changes take off, add or caption (`rights::check_files`).
     let files = own_files(document, &heads);
-    if let Some((was, now)) = &files {
-        rights::check_files(
+    if let Some((was, now)) = &files
+        && let Err(e) = rights::check_files(
             rules.author_role,
             rules.author.user,
             (base.as_ref().map(TypedRecord::subject), theirs.subject()),
             (was, now),
         )
-        .map_err(|e| Refused::step(&e.field, e.refusal))?;
+        && !(kind == RecordKind::Visit
+            && each_write_allowed(rules, document, id, (&heads.0, &writes), true))
+    {
+        return Err(Refused::step(&e.field, e.refusal));
     }
     // Changes made on a visit still open to its visitor that arrive once it was submitted or
     // reviewed (the hub's version, before them): not merged under a review that never saw them.
@@ -4083,6 +4095,60 @@ fn sender_heads(new_changes: &[ChangeMetadata<'_>]) -> (Vec<ChangeHash>, Vec<Cha
     base.sort();
     (base, theirs)
 }
+
+/// Whether each of the sender's writes (`writes`, its changes in order, made on `base`) was
+/// one its user may make, judged from the version before it as the phone judged it: a push
+/// made offline may hold several, which the change from its first version to its last would
+/// refuse where no single write was refused (a supervisor's own visit returned, corrected and
+/// submitted again: its content changed on a visit submitted before and after). Its steps,
+/// and with `files` who changed which file. Tried when that whole change is refused, for a
+/// visit's writes, at most `MAX_WRITES_JUDGED` of them.
+fn each_write_allowed(
+    rules: &Rules<'_>,
+    document: &Automerge,
+    id: Uuid,
+    (base, writes): (&[ChangeHash], &[ChangeHash]),
+    files: bool,
+) -> bool {
+    if base.is_empty() || writes.is_empty() || writes.len() > MAX_WRITES_JUDGED {
+        return false;
+    }
+    let version =
+        |heads: &[ChangeHash]| match TypedRecord::read_at(RecordKind::Visit, id, document, heads) {
+            Ok(TypedRecord::Visit(visit)) => Some(visit),
+            _ => None,
+        };
+    let Some(mut before) = version(base) else {
+        return false;
+    };
+    let mut before_files = doc::attachments_at(document, base);
+    let (role, user) = (rules.author_role, rules.author.user);
+    for write in writes {
+        let Some(after) = version(&[*write]) else {
+            return false;
+        };
+        let (was, now) = (Subject::Visit(&before), Subject::Visit(&after));
+        if rights::check(role, user, Some(was), now).is_err() {
+            return false;
+        }
+        if files {
+            let after_files = doc::attachments_at(document, &[*write]);
+            let (was, now) = (Subject::Visit(&before), Subject::Visit(&after));
+            if rights::check_files(role, user, (Some(was), now), (&before_files, &after_files))
+                .is_err()
+            {
+                return false;
+            }
+            before_files = after_files;
+        }
+        before = after;
+    }
+    true
+}
+
+/// The most writes of one push judged one by one (`each_write_allowed`): past it, the push is
+/// judged whole.
+const MAX_WRITES_JUDGED: usize = 64;
 
 /// Who may upload an attachment's bytes is who captured it (`attachments::upload`), so the
 /// manifest says it truly: an entry the sender adds names the sender as its capturer, and an

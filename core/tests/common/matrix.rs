@@ -312,15 +312,12 @@ pub fn cells() -> Vec<Cell> {
             allowed: SUPERVISOR,
         },
         Cell {
-            // Its visitor's own (`by`): a supervisor's is the return, the correction and the
-            // submission again of one write made offline; a monitor's stays as submitted.
             name: "visit: change the findings of a submitted visit",
             before: Some(|by| visit(VisitStatus::Submitted, by)),
             step: |s, _| as_visit(s).findings.push_str(" Revu."),
-            allowed: SUPERVISOR,
+            allowed: NOBODY,
         },
         Cell {
-            // Validated before and after: the validation would vouch for what no one reviewed.
             name: "visit: change the findings of a validated visit",
             before: Some(|by| visit(VisitStatus::Validated, by)),
             step: |s, _| as_visit(s).findings.clear(),
