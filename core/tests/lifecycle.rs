@@ -1489,6 +1489,56 @@ fn what_a_device_recorded_on_a_duplicate_kept_outside_its_areas_goes_to_the_case
     );
 }
 
+/// A chain of merges: two registrations of a community merged (A into B), then found to be
+/// the child another community registered (B into C). What the monitor of the first records
+/// offline on A reaches C: her phone holds B but not C, so the hub brings it over; and the
+/// other way round (A into B of another community, then B into C of hers), her phone holds C
+/// but not B, which its own carry-over cannot pass: the hub does it too.
+#[test]
+fn what_a_device_recorded_on_a_duplicate_reaches_the_end_of_a_chain_of_merges() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(dir.path());
+    let mut supervisor = Device::new(dir.path(), "supervisor", Role::Supervisor, &["CI-R1"]);
+    let mut here = Device::new(dir.path(), "here", Role::CommunityMonitor, &[C01]);
+    let mut there = Device::new(dir.path(), "there", Role::CommunityMonitor, &[C02]);
+    for (first, second, last) in [(C02, C02, C01), (C02, C01, C02)] {
+        let in_community = |community: &str| match community {
+            C01 => "here",
+            _ => "there",
+        };
+        let mut make = |community: &str, name: &str| match in_community(community) {
+            "here" => create(&mut here, community, name),
+            _ => create(&mut there, community, name),
+        };
+        let a = make(first, "Adjoua Yao");
+        let b = make(second, "Adjoua Yao");
+        let c = make(last, "Adjoua Yao");
+        here.sync(&mut hub);
+        there.sync(&mut hub);
+        supervisor.sync(&mut hub);
+        supervisor.store.merge_cases(b, a).unwrap();
+        supervisor.store.merge_cases(c, b).unwrap();
+        supervisor.sync(&mut hub);
+
+        let mut dup: ChildCase = there.store.get(a).unwrap();
+        dup.hours_per_week = 42;
+        dup.worst_forms.insert(WorstForm::ForcedLabour);
+        there.store.update(&dup).unwrap();
+        let summary = there.sync(&mut hub);
+        assert!(summary.refused.is_empty(), "{summary:?}");
+        there.sync(&mut hub);
+        let kept: ChildCase = hub.get(c).unwrap();
+        assert!(
+            kept.worst_forms.contains(&WorstForm::ForcedLabour) && kept.hours_per_week == 42,
+            "{first} > {second} > {last}: {kept:?}"
+        );
+        assert_eq!(
+            kept.classification.as_ref().map(|c| c.outcome),
+            Some(ClassificationOutcome::WorstFormSuspected)
+        );
+    }
+}
+
 #[test]
 fn reference_data_sent_again_after_a_scope_change_is_never_pushed_back() {
     let dir = TempDir::new().unwrap();

@@ -3005,8 +3005,9 @@ fn quarantine_if_held(
 }
 
 /// Changes pushed on a case merged before they reached the hub (made offline on the
-/// registration at hand), from a device whose areas do not cover the case kept (the same
-/// child registered in another community, merged there on the console): what they record of
+/// registration at hand), from a device whose areas do not cover the case kept, or a case of
+/// the chain of merges to it (the same child registered in another community, merged there on
+/// the console; two registrations merged, then found to be another community's child's): what they record of
 /// the child goes to the case kept, written by the hub. A device that holds the case kept
 /// brings it over itself when the merge reaches it (`store::documents::carry_over`); this one
 /// never will, and the worst form its user suspected, the longer week, the follow-up and its
@@ -3037,6 +3038,9 @@ fn bring_over_pushed(
     ) else {
         return Ok(());
     };
+    // The device brings it over itself when it holds every case of the chain to the case
+    // kept (`carry_over_one` follows the chain through the cases it holds).
+    let mut device_holds_the_chain = true;
     for _ in 0..crate::domain::records::MERGE_CHAIN {
         if target == id {
             return Ok(());
@@ -3044,11 +3048,10 @@ fn bring_over_pushed(
         let Some(stored) = tx.record(target, true)? else {
             return Ok(());
         };
-        if stored.kind != RecordKind::ChildCase
-            || rules.scope.receives(stored.kind, stored.area.as_ref())
-        {
+        if stored.kind != RecordKind::ChildCase {
             return Ok(());
         }
+        device_holds_the_chain &= rules.scope.receives(stored.kind, stored.area.as_ref());
         let Ok(mut kept) = codec::load(target, &stored.document)
             .and_then(|kept| doc::read_record::<ChildCase>(&kept, target))
         else {
@@ -3058,7 +3061,7 @@ fn bring_over_pushed(
             target = next;
             continue;
         }
-        if !kept.bring_over(&now, Some(&was), rules.reference) {
+        if device_holds_the_chain || !kept.bring_over(&now, Some(&was), rules.reference) {
             return Ok(());
         }
         return match update_record(tx, &actor, ADMIN_AUTHOR, rules.reference, &kept) {
