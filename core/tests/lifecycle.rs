@@ -1539,6 +1539,43 @@ fn what_a_device_recorded_on_a_duplicate_reaches_the_end_of_a_chain_of_merges() 
     }
 }
 
+/// A record under an id of the kind reference documents have (which anyone can work out for
+/// a type and key): refused on the phone and, pushed by an altered app, on the hub, naming the
+/// id; taken, it held the place of the country profile the hub would publish next, and every
+/// publication of it failed.
+#[test]
+fn a_record_under_an_id_reserved_for_reference_data_is_refused() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(dir.path());
+    let mut monitor = Device::new(dir.path(), "monitor", Role::CommunityMonitor, &[C01]);
+    let squat = vigie_core::reference::ReferenceDocument::id_for(
+        vigie_core::reference::ReferenceType::CountryProfile,
+        "CI",
+    );
+    let mut workplace = Workplace::new("Carrière", "mining", Formality::Informal, area(C01));
+    workplace.id = squat;
+    match monitor.store.create(&workplace) {
+        Err(Error::Validation(e)) => assert_eq!(e.field, "id"),
+        other => panic!("a workplace under a reference id: {other:?}"),
+    }
+    workplace.id = Uuid::nil();
+    let own = monitor.store.create(&workplace).unwrap().id;
+    let answers = outcomes(
+        &mut hub,
+        &monitor,
+        vec![PushEntry {
+            id: squat,
+            heads: Vec::new(),
+            changes: monitor.store.export_document(own).unwrap(),
+        }],
+    );
+    assert!(
+        matches!(&answers[..], [PushOutcome::Refused { detail: Some(d), .. }] if d.field == "id"),
+        "{answers:?}"
+    );
+    assert!(hub.kind_of(squat).is_err());
+}
+
 #[test]
 fn reference_data_sent_again_after_a_scope_change_is_never_pushed_back() {
     let dir = TempDir::new().unwrap();

@@ -107,6 +107,13 @@ pub(crate) fn insert_new<R: Record>(
     if record.id().is_nil() {
         record.set_id(Uuid::now_v7());
     }
+    if crate::domain::records::ReferenceDocument::reserved_id(record.id()) {
+        return Err(ValidationError::new(
+            "id",
+            crate::domain::records::ReferenceDocument::RESERVED_ID,
+        )
+        .into());
+    }
     record.set_version(Default::default());
     reference.pin_new(&mut record);
     record.derive(reference);

@@ -3807,6 +3807,15 @@ fn admit_content<'a>(
     if !rules.scope.kinds().contains(&kind) {
         return Err(Refusal::KindNotAllowed.into());
     }
+    // A new record under an id of reference data's (a phone can work one out for any type and
+    // key) would take the place of a document the hub publishes later, and every publication
+    // of that type and key would fail.
+    if stored_kind.is_none() && ReferenceDocument::reserved_id(id) {
+        return Err(Refused::breaking(ValidationError::new(
+            "id",
+            ReferenceDocument::RESERVED_ID,
+        )));
+    }
     // Read from this document as the kind it names (`Prepared`), or now.
     let record = match read {
         Some(record) => record,

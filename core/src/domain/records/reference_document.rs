@@ -41,6 +41,16 @@ impl ReferenceDocument {
         }
     }
 
+    /// Whether `id` is of the kind reference documents have (a UUID of version 8), which no
+    /// other record may take: a field record under the id a later publication needs would
+    /// stop every publication of that type and key.
+    pub fn reserved_id(id: Uuid) -> bool {
+        id.get_version_num() == 8
+    }
+
+    /// The rule a record under such an id breaks.
+    pub const RESERVED_ID: &str = "must not be an id of the kind reserved for reference data (a UUID of version 8): leave it empty, the store gives one";
+
     /// The document's id, the same wherever and however often it is published: a UUID
     /// (version 8) from SHA-256 of the type and key.
     pub fn id_for(reference_type: ReferenceType, key: &str) -> Uuid {
