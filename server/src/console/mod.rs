@@ -296,7 +296,8 @@ async fn breach_guard(request: Request, next: axum::middleware::Next) -> Respons
 pub(crate) const MAX_FORM_BYTES: usize = 64 * 1024;
 /// A form from a browser with no session (sign-in, invitation, password): a few hundred bytes.
 pub(crate) const MAX_ANONYMOUS_FORM_BYTES: usize = 8 * 1024;
-pub(crate) const MAX_UPLOAD_BYTES: usize = 4 * 1024 * 1024;
+/// A reference data file, with the form around it.
+pub(crate) const MAX_UPLOAD_BYTES: usize = vigie_core::reference::MAX_FILE_BYTES + MAX_FORM_BYTES;
 
 pub(crate) async fn security_headers(response: Response) -> Response {
     let mut response = response;

@@ -68,8 +68,9 @@ impl CountryProfile {
                 "must not exceed the long hours limit",
             );
         }
-        if t.long_hours > 168 {
-            return err("content.long_hours", "must be between 0 and 168");
+        // Hours past it are long: at 0, one hour a week made every child's work hazardous.
+        if !(1..=168).contains(&t.long_hours) {
+            return err("content.long_hours", "must be between 1 and 168");
         }
         validate_items("content.hazardous_work", &t.hazardous_work, false)?;
         validate_items("content.worst_forms", &self.worst_forms, false)?;
@@ -482,12 +483,24 @@ fn texts_on_one_line(value: &serde_json::Value, path: &str) -> Result<(), Valida
     }
 }
 
+/// The largest reference data file published (4 MiB: a country's area tree with its outlines
+/// fits), from the console or the command line.
+pub const MAX_FILE_BYTES: usize = 4 * 1024 * 1024;
+
 impl ReferenceFile {
     /// Parses a file's JSON as a hub publishes it, strictly: the error names the field that
     /// does not fit (`country_profile.minimum_age`), never quoting the file, and a field this
     /// software does not know, or a second content, is refused rather than dropped. (Devices
     /// read published versions leniently: a newer hub's content may carry fields they lack.)
     pub fn parse(json: &str) -> Result<ReferenceFile, ValidationError> {
+        // Every phone of the country receives it and holds it in memory: a file of 700,000
+        // sectors took a phone's sync to 680 MB.
+        if json.len() > MAX_FILE_BYTES {
+            return Err(ValidationError::new(
+                "file",
+                format!("must not exceed {MAX_FILE_BYTES} bytes"),
+            ));
+        }
         let not_a_file = |detail: String| {
             ValidationError::new(
                 "file",
@@ -1001,5 +1014,20 @@ mod tests {
         let json = serde_json::to_value(&pins).unwrap();
         assert_eq!(json, serde_json::json!({"country_profile": "CI@12"}));
         assert_eq!(serde_json::from_value::<ReferencePins>(json).unwrap(), pins);
+    }
+
+    #[test]
+    fn a_file_past_its_size_is_refused_unread() {
+        let sectors: Vec<String> = (0..200_000)
+            .map(|i| format!("{{\"code\": \"s{i}\", \"labels\": {{\"fr\": \"Secteur {i}\"}}}}"))
+            .collect();
+        let file = format!(
+            "{{\"key\": \"default\", \"sectors\": [{}]}}",
+            sectors.join(",")
+        );
+        assert!(file.len() > MAX_FILE_BYTES);
+        let refused = ReferenceFile::parse(&file).unwrap_err();
+        assert_eq!(refused.field, "file");
+        assert!(refused.rule.contains("must not exceed"), "{refused}");
     }
 }

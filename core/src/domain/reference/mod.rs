@@ -17,8 +17,9 @@ pub mod content;
 pub mod labels;
 
 pub use content::{
-    AreaGrant, AreaNode, Checklist, ChecklistContent, CountryProfile, DEFAULT_PROFILE, Outline,
-    Pin, Provider, Published, ReferenceContent, ReferenceFile, ReferencePins, ReferralDirectory,
+    AreaGrant, AreaNode, Checklist, ChecklistContent, CountryProfile, DEFAULT_PROFILE,
+    MAX_FILE_BYTES, Outline, Pin, Provider, Published, ReferenceContent, ReferenceFile,
+    ReferencePins, ReferralDirectory,
 };
 pub use labels::{ChecklistItem, Item, Labels, Sector};
 
