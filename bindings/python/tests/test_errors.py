@@ -586,11 +586,29 @@ def test_a_value_of_the_wrong_type_names_its_field_and_never_the_value(env):
         with pytest.raises(ValueError) as e:
             store.search_names("Koffi", 2**32)
         assert str(e.value).startswith("limit: an int holding"), str(e.value)
+        # A str of the wrong type, as an argument and in a field; a list given a str (taken
+        # as its characters before).
+        with pytest.raises(ValueError) as e:
+            store.get_child_case(123)
+        assert str(e.value) == "id: expected a str, not an int", str(e.value)
+        with pytest.raises(ValueError) as e:
+            vigie.new_referral(vigie.ServiceKind.EDUCATION, 12, "2026-03-03")
+        assert str(e.value) == "provider: expected a str, not an int", str(e.value)
+        for field, value, said in [("name", 5, "name: expected a str, not an int"),
+                                   ("notes", None, "notes: expected a str, not a NoneType"),
+                                   ("hazards", "heavy_loads", "hazards: expected a list, not a str"),
+                                   ("hazards", [1], "hazards: expected a str, not an int")]:
+            bad = vigie.new_child_case("CI-0003", "Koffi Brou", vigie.Sex.MALE, AREA,
+                                       "2026-03-02", store.user_id())
+            bad.estimated_age = 12
+            setattr(bad, field, value)
+            with pytest.raises(ValueError) as e:
+                store.create_child_case(bad)
+            assert str(e.value) == said, str(e.value)
         # A variant holding a value of the wrong type: the type named, never the value.
         for wrong, said in [
             (vigie.FieldValue.INTEGER("Zoumana Kwassivi"), "value: expected an int, not a str"),
-            (vigie.AreaFilter.COMMUNITY(["Zoumana Kwassivi"]),
-             "area: an AreaFilter holding a value of the wrong type or out of range"),
+            (vigie.AreaFilter.COMMUNITY(["Zoumana Kwassivi"]), "area: expected a str, not a list"),
         ]:
             with pytest.raises(ValueError) as e:
                 if isinstance(wrong, vigie.FieldValue):

@@ -110,7 +110,7 @@ for _variant in _generated_variants():
 # nested records) and the type expected; the exception keeps nothing of the value, not even a
 # reference to it (an ``id()`` while the call runs).
 def _mentions(annotation, expected):
-    return annotation is expected or any(
+    return annotation is expected or typing.get_origin(annotation) is expected or any(
         _mentions(inner, expected) for inner in typing.get_args(annotation)
     )
 
@@ -153,6 +153,9 @@ class WrongType(ValueError):
             # A value shared with another field ("" is every empty string): the field whose
             # type is the one expected.
             if self._direct and not _mentions(types.get(name), self._expected):
+                continue
+            # None is every absent value: not refused in a field that may be absent.
+            if held is None and _mentions(types.get(name), type(None)):
                 continue
             found = None
             if id(held) == self._inner:
@@ -218,10 +221,10 @@ def _naming_the_field(converter, expected):
 # a PIN: crash reports keep it) and names no field. Refused before it, as a value of the wrong
 # type is: the field named, nothing of the text kept.
 def _refusing_unencodable(converter):
-    check = converter.check_lower
-
     def check_lower(value):
-        check(value)
+        if not isinstance(value, str):
+            # The generated check's TypeError named nothing ("argument must be str").
+            raise WrongType(str, type(value).__name__, id(value))
         try:
             value.encode("utf-8")
             return value
@@ -242,6 +245,44 @@ for _string in {
     getattr(_module, "_UniffiFfiConverterString", None) for _module in (_ffi_core, _ffi_calls)
 } - {None}:
     _refusing_unencodable(_string)
+
+
+# Bytes (a store's key) of another type were a TypeError naming nothing; a list given a str
+# (``hazards = "heavy_loads"``) was taken as its characters. Both refused as a value of the
+# wrong type, named by their field or argument.
+def _bytes_only(converter):
+    def check_lower(value):
+        try:
+            memoryview(value)
+        except TypeError:
+            raise WrongType(bytes, type(value).__name__, id(value)) from None
+        return value
+
+    converter.check_lower = staticmethod(check_lower)
+
+
+def _no_text_for_a_list(converter):
+    check = converter.check_lower
+
+    def check_lower(value):
+        if isinstance(value, (str, bytes, bytearray)):
+            raise WrongType(list, type(value).__name__, id(value))
+        return check(value)
+
+    converter.check_lower = staticmethod(check_lower)
+
+
+for _module in (_ffi_core, _ffi_calls):
+    for _name, _converter in list(vars(_module).items()):
+        if not isinstance(_converter, type) or getattr(_converter, "_vigie_typed", False):
+            continue
+        if _name == "_UniffiFfiConverterBytes":
+            _bytes_only(_converter)
+        elif _name.startswith("_UniffiFfiConverterSequence"):
+            _no_text_for_a_list(_converter)
+        else:
+            continue
+        _converter._vigie_typed = True
 
 for _module in (_ffi_core, _ffi_calls):
     for _name in _module.__all__:
@@ -340,6 +381,8 @@ def _naming_the_argument(call):
                 raise refused from None
             for name, value in given.items():
                 held = value if isinstance(value, (list, tuple)) else (value,)
+                # A variant's values (``AreaFilter.COMMUNITY([...])``) are the argument's too.
+                held = (*held, *getattr(value, "_values", ()))
                 if name != "self" and any(id(v) == refused._inner for v in held):
                     raise WrongType(refused._expected, refused._type_name, refused._inner,
                                     (name,), False, refused._said) from None

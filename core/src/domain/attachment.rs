@@ -101,6 +101,16 @@ impl fmt::Display for AttachmentKind {
     }
 }
 
+/// The rule a media type a kind of file does not take breaks (one text each, which the
+/// catalogues translate whole).
+fn not_accepted(kind: AttachmentKind) -> &'static str {
+    match kind {
+        AttachmentKind::Photo => "not a media type accepted for a photo",
+        AttachmentKind::Document => "not a media type accepted for a document",
+        AttachmentKind::VoiceNote => "not a media type accepted for a voice note",
+    }
+}
+
 /// The kinds of record attachments may be filed with.
 pub fn takes_attachments(kind: RecordKind) -> bool {
     matches!(
@@ -172,7 +182,7 @@ impl Attachment {
         if !self.kind.accepts(&self.media_type) {
             return Err(ValidationError::new(
                 "attachments.media_type",
-                format!("not a media type accepted for a {}", self.kind),
+                not_accepted(self.kind),
             ));
         }
         if self.caption.chars().count() > MAX_CAPTION_CHARS {
@@ -263,7 +273,7 @@ pub enum AttachmentRefusal {
     TooManyForRecord { count: u64, limit: u32 },
     #[error("an attachment must not be empty")]
     Empty,
-    #[error("not a media type accepted for a {kind}")]
+    #[error("{}", not_accepted(*kind))]
     UnsupportedMediaType { kind: AttachmentKind },
     #[error("not a JPEG or PNG image, or a damaged one")]
     NotAnImage,

@@ -340,10 +340,9 @@ impl Store {
             let tx = merging.tx;
             if !sync_state::refused_ids(tx)?.contains(&id) {
                 return Err(Error::NotAllowed {
-                    rule: format!(
-                        "only changes the hub refused can be discarded, and it refused none of \
-                         record {id}"
-                    ),
+                    rule: "only changes the hub refused can be discarded, and it refused none of \
+                           this record"
+                        .into(),
                 });
             }
             if crate::store::receive::back_to_hub_version(tx, merging.receiver, merging.cache, id)?
