@@ -1587,6 +1587,14 @@ fn area_outlines_are_optional_and_checked() {
     assert!(root.outline.is_empty());
     let json = serde_json::to_string(root).unwrap();
     assert_eq!(json.matches("outline").count(), 1, "{json}");
+    // Given empty, as an export of a tree writes them, an outline and a list of children are
+    // the same as none (they are written back only when they hold something).
+    let empty = tree("[]").replace(
+        r#""labels": {"fr": "R1"}"#,
+        r#""labels": {"fr": "R1"}, "children": []"#,
+    );
+    assert!(empty.contains(r#""children": []"#));
+    ReferenceFile::parse(&empty).expect("an empty outline and empty children");
 
     let too_many = format!(
         "[[{}]]",
@@ -1887,6 +1895,23 @@ fn a_reference_file_names_the_field_that_does_not_fit_and_refuses_what_it_does_n
         (
             &|f: &mut serde_json::Value| f["country_profile"]["minimum_agee"] = 15.into(),
             "country_profile.minimum_agee",
+        ),
+        // Misspelt with a default value, as meant to turn a default off: refused all the same.
+        (
+            &|f: &mut serde_json::Value| {
+                f["country_profile"]["follow_up_yearly_until_ages"] = 0.into()
+            },
+            "country_profile.follow_up_yearly_until_ages",
+        ),
+        (
+            &|f: &mut serde_json::Value| f["country_profile"]["worst_form"] = serde_json::json!([]),
+            "country_profile.worst_form",
+        ),
+        (
+            &|f: &mut serde_json::Value| {
+                f["country_profile"]["hazardous_work"][0]["label"] = "".into()
+            },
+            "country_profile.hazardous_work.0.label",
         ),
         (
             &|f: &mut serde_json::Value| f["version"] = 0.into(),

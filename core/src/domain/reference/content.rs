@@ -654,8 +654,10 @@ fn describe_shape(e: &serde_json::Error) -> String {
 }
 
 /// The path of a field of `given` that reading and writing it back lost (a field this
-/// software does not know), if any. A field written back without it because it holds its
-/// default (empty, zero, false, null) is not lost.
+/// software does not know), if any. Only the fields written back without them when empty (an
+/// area's children and outline) may be missing because they hold their default: every other
+/// field is always written, and a misspelt one (`follow_up_yearly_until_ages: 0`, meant to
+/// stop yearly follow-ups) left the default in force without a word.
 fn unknown_field(
     given: &serde_json::Value,
     written: &serde_json::Value,
@@ -675,7 +677,9 @@ fn unknown_field(
                 .iter()
                 .find_map(|(name, value)| match written.get(name) {
                     Some(w) => unknown_field(value, w, join(name)),
-                    None if is_default(value) => None,
+                    None if SKIPPED_WHEN_EMPTY.contains(&name.as_str()) && is_default(value) => {
+                        None
+                    }
                     None => Some(join(name)),
                 })
         }
@@ -687,6 +691,9 @@ fn unknown_field(
         _ => None,
     }
 }
+
+/// The fields written back only when they hold something (`skip_serializing_if`).
+const SKIPPED_WHEN_EMPTY: [&str; 2] = ["children", "outline"];
 
 fn is_default(value: &serde_json::Value) -> bool {
     use serde_json::Value;
