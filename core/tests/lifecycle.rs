@@ -1418,6 +1418,93 @@ fn what_a_device_recorded_on_a_case_merged_meanwhile_goes_to_the_case_kept() {
     assert!(!on_hub.followups.contains_key(&late_key));
 }
 
+/// A follow-up the merge copied to the case kept, corrected on the duplicate meanwhile by its
+/// monitor ("at risk" found to be "still working", the next visit brought forward): the
+/// correction reaches the case kept, through her phone when it holds the case kept and through
+/// the hub when it does not, and the alert and the due list follow. A field the case kept's
+/// own copy changed too keeps the kept case's value.
+#[test]
+fn a_follow_up_corrected_on_a_duplicate_merged_meanwhile_is_corrected_on_the_case_kept() {
+    const NAME: &str = "Adjoua Yao";
+    let day = |month, day| NaiveDate::from_ymd_opt(2026, month, day).unwrap();
+    for kept_on_her_phone in [true, false] {
+        let dir = TempDir::new().unwrap();
+        let mut hub = hub(dir.path());
+        let mut supervisor = Device::new(dir.path(), "supervisor", Role::Supervisor, &["CI-R1"]);
+        let mut monitor = Device::new(dir.path(), "monitor", Role::CommunityMonitor, &[C01]);
+        let mut other = Device::new(dir.path(), "other", Role::CommunityMonitor, &[C02]);
+        let kept = match kept_on_her_phone {
+            true => create(&mut monitor, C01, NAME),
+            false => create(&mut other, C02, NAME),
+        };
+        let duplicate = create(&mut monitor, C01, NAME);
+        monitor.sync(&mut hub);
+        let (_, key) = monitor
+            .store
+            .add_follow_up(
+                duplicate,
+                FollowUp {
+                    date: day(4, 2),
+                    situation: FollowUpSituation::AtRisk,
+                    notes: "vu au marché".into(),
+                    next_due: Some(day(6, 30)),
+                },
+            )
+            .unwrap();
+        monitor.sync(&mut hub);
+        other.sync(&mut hub);
+        supervisor.sync(&mut hub);
+        supervisor.store.merge_cases(kept, duplicate).unwrap();
+        // The supervisor reworded the notes of the copy the merge made.
+        let mut on_supervisor: ChildCase = supervisor.store.get(kept).unwrap();
+        on_supervisor.followups.get_mut(&key).unwrap().notes = "vue au marché".into();
+        supervisor.store.update(&on_supervisor).unwrap();
+        supervisor.sync(&mut hub);
+
+        // Offline, she corrects the follow-up on the registration she has at hand.
+        let mut dup: ChildCase = monitor.store.get(duplicate).unwrap();
+        let follow_up = dup.followups.get_mut(&key).unwrap();
+        follow_up.situation = FollowUpSituation::StillWorking;
+        follow_up.notes = "travaille encore".into();
+        follow_up.next_due = Some(day(4, 9));
+        monitor.store.update(&dup).unwrap();
+        let summary = monitor.sync(&mut hub);
+        assert!(summary.refused.is_empty(), "{summary:?}");
+        assert_eq!(summary.pending, 0, "{summary:?}");
+
+        let on_hub: ChildCase = hub.get(kept).unwrap();
+        let corrected = &on_hub.followups[&key];
+        assert_eq!(corrected.situation, FollowUpSituation::StillWorking);
+        assert_eq!(corrected.next_due, Some(day(4, 9)));
+        assert_eq!(
+            corrected.notes, "vue au marché",
+            "changed on both: the kept case's stands"
+        );
+        supervisor.sync(&mut hub);
+        let due = supervisor
+            .store
+            .follow_ups_due(None, None, day(4, 10), Page::first(50))
+            .unwrap();
+        assert!(
+            due.iter().any(|d| d.id == kept && d.due == day(4, 9)),
+            "{due:?}"
+        );
+        let alerts = supervisor.store.alerts(None, Page::first(50)).unwrap();
+        assert!(alerts.iter().any(|a| a.id == kept), "{alerts:?}");
+        // Once: what the supervisor sets then on the case kept stands.
+        let mut on_supervisor: ChildCase = supervisor.store.get(kept).unwrap();
+        on_supervisor.followups.get_mut(&key).unwrap().next_due = Some(day(4, 16));
+        supervisor.store.update(&on_supervisor).unwrap();
+        supervisor.sync(&mut hub);
+        monitor.sync(&mut hub);
+        monitor.sync(&mut hub);
+        assert_eq!(
+            hub.get::<ChildCase>(kept).unwrap().followups[&key].next_due,
+            Some(day(4, 16))
+        );
+    }
+}
+
 /// The same child registered in two communities, merged by the supervisor; the monitor of
 /// the duplicate's community, offline, records on it a worst form, a longer week and a
 /// follow-up. Her phone does not hold the case kept (another community): the hub brings what

@@ -56,6 +56,15 @@ pub struct FollowUp {
     pub next_due: Option<NaiveDate>,
 }
 
+/// A field of a referral or follow-up a merge copied to the case kept (`was`, as the merge
+/// took it from the duplicate): the duplicate's value (`from`) where it changed since and the
+/// kept case's copy did not; otherwise the kept case's stands.
+fn carry_field<T: PartialEq + Clone>(here: &mut T, from: &T, was: &T) {
+    if from != was && here == was {
+        *here = from.clone();
+    }
+}
+
 /// The latest of a case's follow-ups: the one of the latest date; of several on one day (two
 /// monitors, the same day), the most worrying observation (`FollowUpSituation::concern`), then
 /// the one planning the next visit soonest, so that a child found still working is never
@@ -241,9 +250,10 @@ impl ChildCase {
     /// Adds to this case, the one kept, what its duplicate `from` holds about the child and it
     /// lacks: referrals and follow-ups (under their keys), worst forms, night work, the longer
     /// working week, the schooling it did not know, and the hazards this case's rule set lists (`features::duplicates::merge`). With `taken`, the
-    /// duplicate as a merge already took it, only what `from` holds beyond it: what the merge
-    /// took and this case no longer holds was removed here since, on purpose
-    /// (`store::documents::carry_over`). Whether this case changed.
+    /// duplicate as a merge already took it, only what `from` holds beyond it: its new entries,
+    /// and its corrections of entries the merge copied where this case's copy was not changed
+    /// since; what the merge took and this case no longer holds was removed here since, on
+    /// purpose (`store::documents::carry_over`). Whether this case changed.
     pub(crate) fn bring_over(
         &mut self,
         from: &ChildCase,
@@ -257,12 +267,25 @@ impl ChildCase {
         let verified = kept.remediated_on.max(from.remediated_on);
         let mut referred_since = false;
         for (key, referral) in &from.referrals {
-            if taken.is_none_or(|t| !t.referrals.contains_key(key))
-                && !kept.referrals.contains_key(key)
-            {
-                kept.referrals.insert(*key, referral.clone());
-                // Not one of the episode a reopening started.
-                referred_since |= verified.is_none_or(|v| referral.date > v);
+            match (
+                taken.and_then(|t| t.referrals.get(key)),
+                kept.referrals.get_mut(key),
+            ) {
+                (None, None) => {
+                    kept.referrals.insert(*key, referral.clone());
+                    // Not one of the episode a reopening started.
+                    referred_since |= verified.is_none_or(|v| referral.date > v);
+                }
+                // Corrected on the duplicate since the merge copied it (its outcome, its
+                // provider): the correction is the child's too.
+                (Some(was), Some(here)) => {
+                    carry_field(&mut here.service, &referral.service, &was.service);
+                    carry_field(&mut here.provider, &referral.provider, &was.provider);
+                    carry_field(&mut here.date, &referral.date, &was.date);
+                    carry_field(&mut here.outcome, &referral.outcome, &was.outcome);
+                }
+                // Removed here since the merge, on purpose; or here already.
+                (Some(_), None) | (None, Some(_)) => {}
             }
         }
         // A referral moves an identified case to referred (`refer`): the child the duplicate
@@ -273,10 +296,24 @@ impl ChildCase {
             kept.status = CaseStatus::Referred;
         }
         for (key, follow_up) in &from.followups {
-            if taken.is_none_or(|t| !t.followups.contains_key(key)) {
-                kept.followups
-                    .entry(*key)
-                    .or_insert_with(|| follow_up.clone());
+            match (
+                taken.and_then(|t| t.followups.get(key)),
+                kept.followups.get_mut(key),
+            ) {
+                (None, None) => {
+                    kept.followups.insert(*key, follow_up.clone());
+                }
+                // A follow-up the merge copied and its monitor corrected on the duplicate
+                // since ("at risk" found to be "still working", the next visit brought
+                // forward): the kept case's alert and due date follow the correction, unless
+                // the kept case's own copy was changed too (then it stands).
+                (Some(was), Some(here)) => {
+                    carry_field(&mut here.date, &follow_up.date, &was.date);
+                    carry_field(&mut here.situation, &follow_up.situation, &was.situation);
+                    carry_field(&mut here.notes, &follow_up.notes, &was.notes);
+                    carry_field(&mut here.next_due, &follow_up.next_due, &was.next_due);
+                }
+                (Some(_), None) | (None, Some(_)) => {}
             }
         }
         // What the duplicate's record says the child was exposed to stays on the child's case: a
