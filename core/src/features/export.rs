@@ -268,14 +268,23 @@ fn readable(text: &str) -> std::borrow::Cow<'_, str> {
         .into()
 }
 
-/// Digits a phone wrote as text that a spreadsheet opening the file would take for a number
-/// and change: a phone number's leading 0 ("0707123456" became 707123456, which no one can
-/// call) or the digits past the 15th of a long identifier. The Excel variant writes them as
-/// the text they are (`="0707123456"`: a formula of digits alone, which shows them as typed).
+/// Text a phone wrote that a spreadsheet opening the file would take for a number, a date or
+/// a time and change: a phone number's leading 0 ("0707123456" became 707123456, which no
+/// one can call), the digits past the 15th of a long identifier, or a case code of digits and
+/// separators ("11-12" became the 11th of December, "3/4" the 3rd of April, "1E5" 100000,
+/// "10:30" a time). The Excel variant writes them as the text they are (`="11-12"`: a formula
+/// of a text alone, which shows it as typed; none of them holds a quote). The export's own
+/// dates (`2026-04-02`) stay dates for the spreadsheet.
 fn read_as_a_number(text: &str) -> bool {
-    text.len() > 1
-        && text.bytes().all(|b| b.is_ascii_digit())
-        && (text.starts_with('0') || text.len() > 15)
+    let digits_alone = text.bytes().all(|b| b.is_ascii_digit());
+    if digits_alone {
+        return text.len() > 1 && (text.starts_with('0') || text.len() > 15);
+    }
+    text.bytes().any(|b| b.is_ascii_digit())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b"-/:.,+%eE ".contains(&b))
+        && NaiveDate::parse_from_str(text, "%Y-%m-%d").is_err()
 }
 
 /// Text a phone wrote, made inert for a spreadsheet: a cell that starts with `=`, `+`, `-`,
@@ -1460,5 +1469,29 @@ mod tests {
         );
         let csv = String::from_utf8(table.to_csv().unwrap()).unwrap();
         assert!(csv.ends_with("0707123456,12,1234567890123456\r\n"), "{csv}");
+        // Codes of digits and separators, which a spreadsheet makes a date, a number or a
+        // time, stay as typed; a date of the export stays a date, and text is text.
+        for (code, written) in [
+            ("11-12", "\"=\"\"11-12\"\"\""),
+            ("3/4", "\"=\"\"3/4\"\"\""),
+            ("1E5", "\"=\"\"1E5\"\"\""),
+            ("45e3", "\"=\"\"45e3\"\"\""),
+            ("10:30", "\"=\"\"10:30\"\"\""),
+            ("1,5", "\"=\"\"1,5\"\"\""),
+            ("2026-04-02", "2026-04-02"),
+            ("CI-2026-17", "CI-2026-17"),
+            ("e", "e"),
+        ] {
+            let table = ExportTable {
+                name: "cases",
+                columns: vec!["case_code"],
+                rows: vec![vec![Value::String(code.into())]],
+            };
+            let excel = String::from_utf8(ExportFormat::ExcelCsv.encode(&table).unwrap()).unwrap();
+            assert!(
+                excel.ends_with(&format!("\n{written}\r\n")),
+                "{code}: {excel}"
+            );
+        }
     }
 }
