@@ -716,7 +716,11 @@ fn bearer(headers: &HeaderMap) -> Result<Token, Failure> {
     let value = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        // The scheme's name is case-insensitive (RFC 9110 §11.1): a proxy or client library
+        // writing `bearer` sends the same credentials.
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("Bearer"))
+        .map(|(_, token)| token.trim_start_matches(' '))
         .ok_or(Failure::Auth(AuthError::Malformed))?;
     Token::parse(value).map_err(|e| Failure::Auth(e.into()))
 }

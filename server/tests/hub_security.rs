@@ -187,10 +187,17 @@ fn scope_credentials_and_revocation_hold_over_http() {
         Some("Bearer".to_string()),
         Some("Bearer vgd1.x.y.z".to_string()),
         Some(format!("Basic {}", monitor_a.token_text)),
-        Some(format!("bearer {}", monitor_a.token_text)),
+        Some(format!("Bearer: {}", monitor_a.token_text)),
     ] {
         let (status, _) = post_sync(&client, &hub.url, authorization.as_deref(), &request).unwrap();
         assert_eq!(status, 401, "{authorization:?}");
+    }
+    // A scheme's name is case-insensitive (RFC 9110 §11.1): a client library writing `bearer`
+    // sends the same credentials.
+    for scheme in ["bearer", "BEARER"] {
+        let authorization = format!("{scheme} {}", monitor_a.token_text);
+        let (status, _) = post_sync(&client, &hub.url, Some(&authorization), &request).unwrap();
+        assert_eq!(status, 200, "{scheme}");
     }
     // Refused before its body is read, the connection is closed, and the answer says so: a
     // device's next request goes on a new one, not on one the hub is closing.
