@@ -1505,6 +1505,48 @@ fn a_follow_up_corrected_on_a_duplicate_merged_meanwhile_is_corrected_on_the_cas
     }
 }
 
+/// Two supervisors move a case offline, one to another community of its district, the other
+/// to a community of another district: the merge leaves the second's district beside a
+/// community in conflict. Either community may be chosen, and the areas above it follow (the
+/// colleague's community was refused as outside the district the merge showed).
+#[test]
+fn either_move_of_a_case_moved_twice_at_once_may_be_chosen() {
+    const OTHER_DISTRICT: &str = "CI-R1-D2-C01";
+    for chosen in [C02, OTHER_DISTRICT] {
+        let dir = TempDir::new().unwrap();
+        let mut hub = hub(dir.path());
+        let mut monitor = Device::new(dir.path(), "monitor", Role::CommunityMonitor, &[C01]);
+        let mut one = Device::new(dir.path(), "one", Role::Supervisor, &["CI-R1"]);
+        let mut two = Device::new(dir.path(), "two", Role::Supervisor, &["CI-R1"]);
+        let id = create(&mut monitor, C01, "Adjoua Yao");
+        monitor.sync(&mut hub);
+        one.sync(&mut hub);
+        two.sync(&mut hub);
+        for (device, community) in [(&mut one, C02), (&mut two, OTHER_DISTRICT)] {
+            let mut moved: ChildCase = device.store.get(id).unwrap();
+            moved.area = area(community);
+            device.store.update(&moved).unwrap();
+        }
+        one.sync(&mut hub);
+        two.sync(&mut hub);
+        one.sync(&mut hub);
+        let path = ["area".to_string(), "community".to_string()];
+        let value = serde_json::json!(chosen);
+        // The second holds both moves (the hub may have refused hers, as the merge showed it).
+        let conflicts = two.store.conflicts(id).unwrap();
+        assert!(conflicts.iter().any(|c| c.path == path), "{conflicts:?}");
+        two.store.resolve_conflict(id, &path, &value).unwrap();
+        let here: ChildCase = two.store.get(id).unwrap();
+        assert_eq!(here.area, area(chosen));
+        let summary = two.sync(&mut hub);
+        assert!(summary.refused.is_empty(), "{summary:?}");
+        assert_eq!(hub.get::<ChildCase>(id).unwrap().area, area(chosen));
+        one.sync(&mut hub);
+        assert_eq!(one.store.get::<ChildCase>(id).unwrap().area, area(chosen));
+        assert!(one.store.conflicts(id).unwrap().is_empty());
+    }
+}
+
 /// The same child registered in two communities, merged by the supervisor; the monitor of
 /// the duplicate's community, offline, records on it a worst form, a longer week and a
 /// follow-up. Her phone does not hold the case kept (another community): the hub brings what

@@ -41,6 +41,15 @@ impl Area {
         }
     }
 
+    pub(crate) fn set_code_at(&mut self, level: AreaLevel, code: String) {
+        match level {
+            AreaLevel::Country => self.country = code,
+            AreaLevel::Region => self.region = code,
+            AreaLevel::District => self.district = code,
+            AreaLevel::Community => self.community = code,
+        }
+    }
+
     pub(crate) fn validate(&self, field: &str) -> Result<(), ValidationError> {
         for (level, code) in AreaLevel::ALL.iter().zip(self.codes()) {
             if code.trim().is_empty() {

@@ -451,6 +451,7 @@ pub(crate) fn resolve_in<R: Record>(
         }
         other => other?,
     };
+    crate::domain::records::above_the_area_chosen(&mut resolved, path, &write.reference);
     // The derived fields follow the resolved value, in the document too.
     resolved.derive(&write.reference);
     // A resolution is an edit, made at the record as stored.

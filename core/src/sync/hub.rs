@@ -2300,6 +2300,7 @@ pub fn resolve_as<R: Record>(
             }
             other => other?,
         };
+        crate::domain::records::above_the_area_chosen(&mut resolved, path, reference);
         resolved.validate(reference)?;
         // The derived fields follow the resolved value, in the document too.
         resolved.derive(reference);

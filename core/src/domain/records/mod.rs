@@ -19,7 +19,7 @@ pub use visit::{AgeBands, ChecklistAnswers, Visit, Workforce};
 pub use workplace::{Location, Workplace};
 
 use crate::domain::area::Area;
-use crate::domain::codes::{RecordKind, ReferenceType};
+use crate::domain::codes::{AreaLevel, RecordKind, ReferenceType};
 use crate::domain::reference::{ReferenceData, ReferencePins};
 use crate::domain::validation::ValidationError;
 use serde::Serialize;
@@ -678,6 +678,42 @@ impl ReferenceData {
                     *slot = self.active_pin(*ty, country.as_deref());
                 }
             }
+        }
+    }
+}
+
+/// An area code chosen among values in conflict (`area.community`, `area.district`) takes the
+/// areas above it from the area tree: two supervisors who moved a case, one to a community of
+/// its district and one to another district, left the district of one beside the community
+/// of the other, and the colleague's community could not be chosen (refused as outside its
+/// district).
+pub(crate) fn above_the_area_chosen<R: Record>(
+    record: &mut R,
+    path: &[String],
+    reference: &ReferenceData,
+) {
+    let [field, level] = path else { return };
+    let Some(level) = AreaLevel::ALL.into_iter().find(|l| l.as_str() == level) else {
+        return;
+    };
+    if field != "area" || level == AreaLevel::Country {
+        return;
+    }
+    let pin = record.pins().and_then(|p| p.administrative_areas.clone());
+    let Some(area) = record.area_mut() else {
+        return;
+    };
+    let country = area.country.clone();
+    // The tree the record was captured with, else (a code added since) the one in force.
+    for tree in [
+        reference.area_tree_for(pin.as_ref(), &country),
+        reference.area_tree(&country),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if tree.fill_above(area, level) {
+            return;
         }
     }
 }

@@ -290,6 +290,23 @@ impl AreaNode {
         }
     }
 
+    /// Sets the levels of `area` above `level` to those of the tree's node found at that
+    /// level under the code `area` holds there; whether it was found there.
+    pub fn fill_above(&self, area: &mut Area, level: AreaLevel) -> bool {
+        let depth = AreaLevel::ALL.iter().position(|l| *l == level).unwrap_or(0);
+        let Some(path) = self.path(area.code_at(level)) else {
+            return false;
+        };
+        if path.len() != depth + 1 {
+            return false;
+        }
+        let codes: Vec<String> = path.iter().map(|node| node.code.clone()).collect();
+        for (at, code) in AreaLevel::ALL.iter().zip(codes) {
+            area.set_code_at(*at, code);
+        }
+        true
+    }
+
     /// Checks that an area's codes are a path of this tree, each inside the one above.
     pub fn check(&self, area: &Area, field: &str) -> Result<(), ValidationError> {
         let mut node = self;
