@@ -1397,7 +1397,66 @@ pub(crate) fn concurrent_deciding<R: Record>(
             found.push((*key, values));
         }
     }
+    for (key, fields) in R::NESTED_DECIDING {
+        if let Some(readings) = nested_readings(doc, key, fields) {
+            found.push((*key, readings));
+        }
+    }
     found
+}
+
+/// The most readings of a nested map given (`nested_readings`).
+const NESTED_READINGS: usize = 16;
+
+/// The map under the root `key` as the record shows it, then as each value held side by side
+/// at one of `fields` of one of its entries would have it instead (two monitors' corrections
+/// of one follow-up's situation): none when no entry holds values side by side there.
+fn nested_readings(doc: &Automerge, key: &str, fields: &[&str]) -> Option<Vec<Json>> {
+    let Ok(Some((Value::Object(ObjType::Map), map))) = doc.get(&automerge::ROOT, key) else {
+        return None;
+    };
+    let mut others: Vec<(String, &str, Json)> = Vec::new();
+    for entry in doc.keys(&map) {
+        let Ok(Some((Value::Object(ObjType::Map), object))) = doc.get(&map, entry.as_str()) else {
+            continue;
+        };
+        for field in fields {
+            let Ok(all) = doc.get_all(&object, *field) else {
+                continue;
+            };
+            if all.len() < 2 {
+                continue;
+            }
+            let shown = match doc.get(&object, *field) {
+                Ok(Some((Value::Scalar(s), _))) => scalar_json(&s),
+                _ => continue,
+            };
+            for (value, _) in &all {
+                let Value::Scalar(s) = value else { continue };
+                let other = scalar_json(s);
+                if other != shown
+                    && !others
+                        .iter()
+                        .any(|(e, f, v)| *e == entry && f == field && *v == other)
+                {
+                    others.push((entry.clone(), field, other));
+                }
+            }
+        }
+    }
+    if others.is_empty() {
+        return None;
+    }
+    let shown = object_json(doc, &map, ObjType::Map, None, 1);
+    let mut readings = vec![shown.clone()];
+    for (entry, field, value) in others.into_iter().take(NESTED_READINGS - 1) {
+        let mut reading = shown.clone();
+        if let Some(Json::Object(fields)) = reading.get_mut(&entry) {
+            fields.insert(field.to_string(), value);
+            readings.push(reading);
+        }
+    }
+    (readings.len() > 1).then_some(readings)
 }
 
 pub fn conflicts<R: Record>(doc: &Automerge) -> Result<Vec<Conflict>> {

@@ -548,3 +548,180 @@ fn derived_values_follow_the_values_whatever_the_merge_order() {
         MERGES.load(Ordering::Relaxed)
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// A follow-up seen two ways
+
+/// Two monitors correct the same follow-up of a verified child offline: one found her at risk
+/// but not working and plans the next visit in ten days, the other found her still working and
+/// plans it in twenty-five. Whichever values the merge shows, every store raises the "still
+/// working" alert and lists her due in ten days; a supervisor who holds both may not close the
+/// case until someone chooses (the rule that refuses it names the conflict when the value shown
+/// would allow it), and the hub refuses the closure another supervisor made offline on the
+/// follow-up as it stood before.
+#[test]
+fn a_follow_up_seen_two_ways_keeps_the_alert_the_sooner_visit_and_the_case_open() {
+    let today = chrono::Local::now().date_naive();
+    let days_ago = |n: u64| today - chrono::Days::new(n);
+    let in_days = |n: u64| today + chrono::Days::new(n);
+    let mut shown_seen = std::collections::BTreeSet::new();
+    // Which value Automerge shows is not for the test to choose: each device sets each in turn.
+    for one_found_her_working in [false, true] {
+        let dir = TempDir::new().unwrap();
+        let mut hub = common::hub_store(&dir.path().join("hub.db"));
+        let mut one = open(&dir, "one.db");
+        let mut two = open(&dir, "two.db");
+        let mut offline = open(&dir, "offline.db");
+        let mut lead = open(&dir, "lead.db");
+        let as_one = common::principal_of(&one, Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+        let as_two = common::principal_of(&two, Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+        let as_offline = common::principal_of(&offline, Role::Supervisor, &["CI-R1"]);
+        let as_lead = common::principal_of(&lead, Role::Supervisor, &["CI-R1"]);
+        common::enrol_all(
+            &mut hub,
+            &mut [
+                (&mut one, &as_one),
+                (&mut two, &as_two),
+                (&mut offline, &as_offline),
+                (&mut lead, &as_lead),
+            ],
+        );
+        let mut child = fourteen(10, one.user_id());
+        child.identified_on = days_ago(100);
+        child.date_of_birth = Some(days_ago(100 + 14 * 366));
+        let case = one.create(&child).unwrap();
+        one.refer_case(
+            case.id,
+            Referral::new(ServiceKind::Education, "École", days_ago(90)),
+        )
+        .unwrap();
+        common::sync(&mut one, &mut hub, &as_one);
+        common::sync(&mut lead, &mut hub, &as_lead);
+        for (status, day) in [
+            (CaseStatus::ReceivingServices, days_ago(80)),
+            (CaseStatus::Withdrawn, days_ago(60)),
+        ] {
+            lead.transition_case_on(case.id, status, day).unwrap();
+        }
+        common::sync(&mut lead, &mut hub, &as_lead);
+        common::sync(&mut one, &mut hub, &as_one);
+        let (_, key) = one
+            .add_follow_up(
+                case.id,
+                FollowUp::new(days_ago(5), FollowUpSituation::InSchool, Some(in_days(25))),
+            )
+            .unwrap();
+        common::sync(&mut one, &mut hub, &as_one);
+        common::sync(&mut two, &mut hub, &as_two);
+        common::sync(&mut offline, &mut hub, &as_offline);
+
+        let (at_risk, working) = match one_found_her_working {
+            false => (&mut one, &mut two),
+            true => (&mut two, &mut one),
+        };
+        // The later operation shows: a note written with the situation puts it after the
+        // other's (the first time, the sooner plan changes the case's due date: an
+        // operation more).
+        let note = if one_found_her_working {
+            "au champ de cacao"
+        } else {
+            ""
+        };
+        for (store, situation, next, notes) in [
+            (at_risk, FollowUpSituation::AtRisk, in_days(10), ""),
+            (working, FollowUpSituation::StillWorking, in_days(25), note),
+        ] {
+            let mut c: ChildCase = store.get(case.id).unwrap();
+            let f = c.followups.get_mut(&key).unwrap();
+            f.situation = situation;
+            f.next_due = Some(next);
+            f.notes = notes.into();
+            store.update(&c).unwrap();
+        }
+        // Meanwhile a supervisor closes the case on the follow-up she holds (in school).
+        offline
+            .transition_case(case.id, CaseStatus::Closed)
+            .unwrap();
+        for _ in 0..2 {
+            common::sync(&mut one, &mut hub, &as_one);
+            common::sync(&mut two, &mut hub, &as_two);
+        }
+        let summary = common::sync(&mut offline, &mut hub, &as_offline);
+        assert!(
+            summary.refused.iter().any(|(id, _)| *id == case.id),
+            "the closure, on a follow-up now seen two ways: {summary:?}"
+        );
+        common::sync(&mut lead, &mut hub, &as_lead);
+
+        for store in [&one, &two, &lead, &hub] {
+            let conflicts = store.conflicts(case.id).unwrap();
+            assert!(
+                conflicts.iter().any(|c| c.field.ends_with(".situation")),
+                "{conflicts:?}"
+            );
+            let alert = store
+                .alerts(None, Page::first(10))
+                .unwrap()
+                .into_iter()
+                .find(|a| a.id == case.id)
+                .map(|a| (a.severity, a.at.date_naive()));
+            assert_eq!(
+                alert,
+                Some((AlertSeverity::StillWorking, days_ago(5))),
+                "the alert, whichever value shows"
+            );
+            let read: ChildCase = store.get(case.id).unwrap();
+            assert_eq!(read.status, CaseStatus::Withdrawn);
+            assert_eq!(read.follow_up_due, Some(in_days(10)), "the sooner visit");
+            let due = store
+                .follow_ups_due(None, None, date(2100, 1, 1), Page::first(10))
+                .unwrap();
+            assert!(
+                due.iter().any(|d| d.id == case.id && d.due == in_days(10)),
+                "{due:?}"
+            );
+        }
+        let shown = lead.get::<ChildCase>(case.id).unwrap().followups[&key].situation;
+        shown_seen.insert(shown.as_str());
+        let refused = lead
+            .transition_case(case.id, CaseStatus::Closed)
+            .expect_err("closed with a child seen still working");
+        if shown == FollowUpSituation::AtRisk {
+            assert!(
+                refused.to_string().contains(rights::FACTS_IN_CONFLICT),
+                "{refused}"
+            );
+        }
+        // Once a supervisor chooses "at risk", the case closes; the alert ends with it.
+        let path = conflict_path(&lead, case.id, "situation").expect("in conflict");
+        lead.resolve_conflict(case.id, &path, &serde_json::json!("at_risk"))
+            .unwrap();
+        if let Some(path) = conflict_path(&lead, case.id, "next_due") {
+            lead.resolve_conflict(case.id, &path, &serde_json::json!(in_days(10)))
+                .unwrap();
+        }
+        lead.transition_case(case.id, CaseStatus::Closed).unwrap();
+        assert!(
+            lead.alerts(None, Page::first(10))
+                .unwrap()
+                .iter()
+                .all(|a| a.id != case.id)
+        );
+        let summary = common::sync(&mut lead, &mut hub, &as_lead);
+        assert!(summary.refused.is_empty(), "{summary:?}");
+        assert_eq!(
+            hub.get::<ChildCase>(case.id).unwrap().status,
+            CaseStatus::Closed
+        );
+    }
+    assert_eq!(shown_seen.len(), 2, "each value shown once: {shown_seen:?}");
+}
+
+fn conflict_path(store: &Store, id: Uuid, field: &str) -> Option<Vec<String>> {
+    store
+        .conflicts(id)
+        .unwrap()
+        .into_iter()
+        .find(|c| c.path.last().is_some_and(|last| last == field))
+        .map(|c| c.path)
+}

@@ -5,7 +5,7 @@
 use super::codes::{
     AlertSeverity, CaseStatus, ClassificationOutcome, FollowUpSituation, ForcedLabourIndicator,
 };
-use super::records::{ChildCase, FollowUp, Visit};
+use super::records::{ChildCase, Concurrent, FollowUp, Visit};
 use super::reference::builtin::FORCED_LABOUR;
 use super::validation::shows_nothing;
 use chrono::{Datelike, NaiveDate};
@@ -46,6 +46,29 @@ pub fn case_severity(case: &ChildCase) -> Option<AlertSeverity> {
         _ => None,
     };
     classified.or(still_working.then_some(AlertSeverity::StillWorking))
+}
+
+/// A case's alert and its day (`case_severity`, `case_alert_day`) by the most worrying reading
+/// of its follow-ups in conflict (`ChildCase::followup_readings`): a child one monitor found
+/// still working raises the alert whichever observation the merge happens to show, until
+/// someone chooses.
+pub fn case_alert_in_conflict(
+    case: &ChildCase,
+    concurrent: &[Concurrent],
+) -> Option<(AlertSeverity, NaiveDate)> {
+    let alert = |case: &ChildCase| case_severity(case).map(|s| (s, case_alert_day(case)));
+    let readings = case.followup_readings(concurrent);
+    if readings.is_empty() {
+        return alert(case);
+    }
+    let mut reading = case.clone();
+    readings
+        .into_iter()
+        .filter_map(|followups| {
+            reading.followups = followups;
+            alert(&reading)
+        })
+        .max_by_key(|(severity, day)| (*severity as i64, *day))
 }
 
 /// The day a case's alert is dated and sorted by (the alerts page lists the newest first):

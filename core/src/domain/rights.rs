@@ -227,6 +227,30 @@ pub fn check_case_facts(to: CaseStatus, tracking: Tracking) -> Result<(), NotAll
     }
 }
 
+/// Why a case is not verified or closed while a follow-up holds values side by side
+/// (`check_case_facts_in_conflict`).
+pub const FACTS_IN_CONFLICT: &str = "a case is not verified withdrawn or prevented, nor closed, \
+     while a follow-up holds values side by side one of which would refuse it: choose one in \
+     its conflict first";
+
+/// `check_case_facts` for the status a case holds, under every reading of its follow-ups in
+/// conflict (`ChildCase::followup_readings`): one monitor found the child in school and
+/// another still working at the same follow-up, and the merge showed the first; the case is
+/// not closed on that pick, someone chooses first.
+pub fn check_case_facts_in_conflict(
+    case: &ChildCase,
+    concurrent: &[crate::domain::records::Concurrent],
+) -> Result<(), NotAllowed> {
+    let mut reading = case.clone();
+    for followups in case.followup_readings(concurrent) {
+        reading.followups = followups;
+        if check_case_facts(case.status, Tracking::of(&reading)).is_err() {
+            return Err(not_allowed(FACTS_IN_CONFLICT));
+        }
+    }
+    Ok(())
+}
+
 /// The case status changes each role may make, one at a time.
 fn case_edges(role: Role) -> &'static [(CaseStatus, CaseStatus)] {
     use CaseStatus::*;

@@ -8,7 +8,7 @@ use crate::codec;
 use crate::codec::bounds::DocumentLimits;
 use crate::doc;
 use crate::domain::area::Area;
-use crate::domain::codes::{RecordKind, ReferenceType};
+use crate::domain::codes::{CaseStatus, RecordKind, ReferenceType};
 use crate::domain::derived;
 use crate::domain::limits::DocumentLimit;
 use crate::domain::records::{
@@ -296,13 +296,31 @@ pub(crate) fn update_in<R: Record>(
         },
     )?;
     let before = document.get_heads();
+    let status_before = case_status(&document, id, &record);
     if doc::write_record(&mut document, &record, &write.author)?.is_none() {
         return read_derived(&document, id, reference);
     }
     check_merge_target(tx, &document, Some(&before))?;
     let stored = read_derived::<R>(&document, id, reference)?;
+    if let Subject::ChildCase(case) = stored.subject()
+        && status_before.is_some_and(|status| status != case.status)
+    {
+        let concurrent = doc::concurrent_deciding::<R>(&document);
+        crate::domain::rights::check_case_facts_in_conflict(case, &concurrent)?;
+    }
     write.save(tx, id, R::KIND, Some(rowid), &mut document, &before)?;
     Ok(stored)
+}
+
+/// The status of the case `document` holds, when `record` is one.
+fn case_status<R: Record>(document: &Automerge, id: Uuid, record: &R) -> Option<CaseStatus> {
+    if !matches!(record.subject(), Subject::ChildCase(_)) {
+        return None;
+    }
+    match doc::read_record::<R>(document, id).ok()?.subject() {
+        Subject::ChildCase(case) => Some(case.status),
+        _ => None,
+    }
 }
 
 /// The rules every local edit passes, as the hub will judge them (`update_in`, `resolve_in`):
@@ -814,7 +832,8 @@ impl TypedRecord {
             TypedRecord::Workplace(r) => index::Indexed::Workplace(r),
             TypedRecord::Visit(r) => index::Indexed::Visit(r),
             TypedRecord::ChildCase(r) => {
-                index::Indexed::ChildCase(r, r.adult_on_in_conflict(concurrent))
+                let alert = derived::case_alert_in_conflict(r, concurrent);
+                index::Indexed::ChildCase(r, r.adult_on_in_conflict(concurrent), alert)
             }
             TypedRecord::User(r) => index::Indexed::User(r),
             TypedRecord::Reference => index::Indexed::Reference,
@@ -1221,6 +1240,14 @@ fn read_values(
         return None;
     }
     let kind = doc::kind_of_values(root)?;
+    // So is its alert, its due date and its closing by every value of a follow-up's.
+    if kind == RecordKind::ChildCase
+        && ChildCase::NESTED_DECIDING
+            .iter()
+            .any(|(key, fields)| root.entries_in_conflict(key, fields))
+    {
+        return None;
+    }
     let record = TypedRecord::from_values(kind, id, root, history.heads.clone())?;
     Some((kind, record))
 }

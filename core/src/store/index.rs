@@ -9,8 +9,8 @@
 use crate::domain::area::Area;
 use crate::domain::codes::{AlertSeverity, RecordKind};
 use crate::domain::derived::{
-    birth_year, case_severity, fold_name, forced_labour_mask, has_violation, midnight_ms,
-    search_terms, visit_severity,
+    birth_year, fold_name, forced_labour_mask, has_violation, midnight_ms, search_terms,
+    visit_severity,
 };
 use crate::domain::records::{ChildCase, User, Visit, Workplace};
 use crate::error::Result;
@@ -22,8 +22,14 @@ pub(crate) enum Indexed<'a> {
     Workplace(&'a Workplace),
     Visit(&'a Visit),
     /// With the day its child turns 18 as the readings in conflict have it
-    /// (`ChildCase::adult_on_in_conflict`): the day its alert and due rows end.
-    ChildCase(&'a ChildCase, Option<NaiveDate>),
+    /// (`ChildCase::adult_on_in_conflict`): the day its alert and due rows end; and its alert
+    /// with its day as the readings of its follow-ups in conflict have it
+    /// (`derived::case_alert_in_conflict`).
+    ChildCase(
+        &'a ChildCase,
+        Option<NaiveDate>,
+        Option<(AlertSeverity, NaiveDate)>,
+    ),
     User(&'a User),
     /// Reference data: indexed by kind only.
     Reference,
@@ -119,7 +125,7 @@ pub(crate) fn insert_rows(
     let scoped = match &record {
         Indexed::Workplace(w) => Some((RecordKind::Workplace, &w.location.area)),
         Indexed::Visit(v) => Some((RecordKind::Visit, &v.area)),
-        Indexed::ChildCase(c, _) => Some((RecordKind::ChildCase, &c.area)),
+        Indexed::ChildCase(c, ..) => Some((RecordKind::ChildCase, &c.area)),
         Indexed::Reference => Some((RecordKind::Reference, &nowhere)),
         Indexed::User(_) => None,
     };
@@ -205,7 +211,7 @@ pub(crate) fn insert_rows(
                 insert_due(tx, rowid, due, v.visitor_id, numbers)?;
             }
         }
-        Indexed::ChildCase(k, adult_on) => {
+        Indexed::ChildCase(k, adult_on, alert) => {
             let workplace = k.workplace_id.map(|w| id_number(tx, w)).transpose()?;
             let visit = k
                 .identified_on_visit
@@ -237,13 +243,13 @@ pub(crate) fn insert_rows(
                     visit,
                     crate::domain::derived::stage_reached(k) as i64
                 ])?;
-            if let Some(severity) = case_severity(k) {
+            if let Some((severity, day)) = alert {
                 insert_alert(
                     tx,
                     rowid,
                     RecordKind::ChildCase,
                     severity,
-                    midnight_ms(crate::domain::derived::case_alert_day(k)),
+                    midnight_ms(day),
                     adult_on,
                     numbers,
                 )?;

@@ -3938,6 +3938,26 @@ fn admit_content<'a>(
             NotAllowed::new(format!("{} {COMBINED_WITH_OTHERS}", e.rule)),
         ));
     }
+    // A case verified or closed while one of its follow-ups holds values side by side, one of
+    // which the rule refuses it on (in school by one monitor, still working by another): the
+    // phone refuses the step until someone chooses, and so does the hub, whichever the merge
+    // shows and whether the sender held both.
+    if let (
+        Some(TypedRecord::ChildCase(base)),
+        TypedRecord::ChildCase(own),
+        TypedRecord::ChildCase(merged),
+    ) = (&base, &theirs, &record)
+        && base.status != own.status
+        && merged.status == own.status
+        && let Err(e) = rights::check_case_facts_in_conflict(
+            merged,
+            &doc::concurrent_deciding::<ChildCase>(document),
+        )
+        && !matches!(held.get(), Ok(Some(TypedRecord::ChildCase(was)))
+            if was.status == merged.status)
+    {
+        return Err(Refused::step("status", e));
+    }
     // The case's status as it now merges, from the status the hub held: the sender's own
     // steps were each allowed from the version it had, but a late step made on an older copy
     // (referred → receiving services, typed offline) whose value wins the merge over a

@@ -52,6 +52,32 @@ impl<'s, 'a, 'o> Root<'s, 'a, 'o> {
             .any(|(name, slot)| *name == key && !slot.all.more.is_empty())
     }
 
+    /// Whether an entry of the map under the root key `key` holds several values at once at
+    /// one of `fields` (a follow-up's situation set by two devices); unsure (a value of
+    /// another shape, the map itself written twice) counts as yes, for the full reading.
+    pub(crate) fn entries_in_conflict(&self, key: &str, fields: &[&str]) -> bool {
+        let Some((_, slot)) = self.slots.iter().find(|(name, _)| *name == key) else {
+            return false;
+        };
+        let map = &self.state.ops[slot.winner];
+        if !slot.all.more.is_empty() || map.action != super::MAKE_MAP {
+            return true;
+        }
+        let Some(entries) = self.state.map_slots(Some(map.id)) else {
+            return true;
+        };
+        entries.iter().any(|(_, entry)| {
+            let object = &self.state.ops[entry.winner];
+            !entry.all.more.is_empty()
+                || object.action != super::MAKE_MAP
+                || self.state.map_slots(Some(object.id)).is_none_or(|values| {
+                    values
+                        .iter()
+                        .any(|(name, value)| fields.contains(name) && !value.all.more.is_empty())
+                })
+        })
+    }
+
     /// Whether a root key starts with `prefix`.
     pub(crate) fn has_key_starting(&self, prefix: &str) -> bool {
         self.slots.iter().any(|(name, _)| name.starts_with(prefix))

@@ -973,6 +973,11 @@ impl Record for ChildCase {
         "identified_on",
     ];
 
+    /// A follow-up's day, situation and next visit decide the case's alert, its due date and
+    /// whether it may be closed.
+    const NESTED_DECIDING: &'static [(&'static str, &'static [&'static str])] =
+        &[(FOLLOW_UPS, &["date", "situation", "next_due"])];
+
     /// Two monitors who found a child working 50 hours and 12 hours a week, each on their
     /// phone: which value the merge shows is Automerge's pick, not a finding. Until someone
     /// chooses, the case is classified by the most severe reading of the values in conflict
@@ -981,10 +986,26 @@ impl Record for ChildCase {
     fn derive_in_conflict(&mut self, reference: &ReferenceData, concurrent: &[Concurrent]) {
         let rules = reference.rule_set_or_provisional(self);
         // The follow-up due by the reading that keeps the child a minor longest: a date of
-        // birth making her 18 must not take her off the due lists while another says 16.
-        if let Some(mut longest) = self.longest_a_minor(concurrent) {
-            longest.derive_with(rules);
-            self.follow_up_due = longest.follow_up_due;
+        // birth making her 18 must not take her off the due lists while another says 16. Of
+        // the readings of its follow-ups in conflict, the soonest next visit: two monitors who
+        // planned it for next week and next month see the child due next week until one of
+        // them is chosen.
+        let longest = self.longest_a_minor(concurrent);
+        let followups = self.followup_readings(concurrent);
+        if longest.is_some() || !followups.is_empty() {
+            let mut base = longest.unwrap_or_else(|| self.clone());
+            let readings = match followups.is_empty() {
+                true => vec![base.followups.clone()],
+                false => followups,
+            };
+            self.follow_up_due = readings
+                .into_iter()
+                .filter_map(|followups| {
+                    base.followups = followups;
+                    base.derive_with(rules);
+                    base.follow_up_due
+                })
+                .min();
         }
         let Some(shown) = self.classification.clone() else {
             return;
@@ -992,8 +1013,14 @@ impl Record for ChildCase {
         let Ok(serde_json::Value::Object(base)) = serde_json::to_value(&*self) else {
             return;
         };
+        // Follow-ups decide no classification, and their readings are no reason to give.
+        let deciding: Vec<Concurrent> = concurrent
+            .iter()
+            .filter(|(field, _)| Self::DECIDING.contains(field))
+            .cloned()
+            .collect();
         let mut worst: Option<(Classification, Vec<(&str, &serde_json::Value)>)> = None;
-        for (variant, reading) in self.readings(concurrent) {
+        for (variant, reading) in self.readings(&deciding) {
             let found = rules.classify(&variant);
             if worst
                 .as_ref()
@@ -1075,6 +1102,20 @@ impl ChildCase {
         }
     }
 
+    /// The case's follow-ups as each reading of those holding values side by side has them
+    /// (the record's own first: two monitors' corrections of one follow-up's situation, or of
+    /// its next visit); none while none does. Alerts, due dates and the closing rule weigh
+    /// every one, until someone chooses (`derived::case_alert_in_conflict`,
+    /// `rights::check_case_facts_in_conflict`).
+    pub fn followup_readings(&self, concurrent: &[Concurrent]) -> Vec<BTreeMap<Uuid, FollowUp>> {
+        concurrent
+            .iter()
+            .filter(|(field, _)| *field == FOLLOW_UPS)
+            .flat_map(|(_, readings)| readings)
+            .filter_map(|reading| serde_json::from_value(reading.clone()).ok())
+            .collect()
+    }
+
     /// Of the readings of the values in conflict that decide the child's age, the one in
     /// which the child turns 18 last (or never: no age known); none when none is in conflict.
     fn longest_a_minor(&self, concurrent: &[Concurrent]) -> Option<ChildCase> {
@@ -1093,6 +1134,10 @@ impl ChildCase {
             .max_by_key(|variant| variant.adult_on().map_or((1, None), |day| (0, Some(day))))
     }
 }
+
+/// The root map of a case's follow-ups, whose entries' values side by side derived facts
+/// weigh (`Record::NESTED_DECIDING`).
+const FOLLOW_UPS: &str = "followups";
 
 /// The fields the day a child turns 18 is worked out from (`ChildCase::reaches_age_on`).
 const AGE_DECIDING: [&str; 3] = ["date_of_birth", "estimated_age", "identified_on"];

@@ -125,6 +125,10 @@ pub trait Record: Serialize + DeserializeOwned + Clone + fmt::Debug {
     /// Root fields a derived field decides on, which two devices may set side by side: while
     /// one holds values in conflict, `derive_in_conflict` weighs every one of them.
     const DECIDING: &'static [&'static str] = &[];
+    /// Fields of the entries of a root map (a case's follow-ups: their day, situation and next
+    /// visit) that derived facts decide on: while an entry holds values side by side at one of
+    /// them, `derive_in_conflict` is given the map under each reading (`NESTED_READINGS`).
+    const NESTED_DECIDING: &'static [(&'static str, &'static [&'static str])] = &[];
     /// After `derive`, for a record whose `DECIDING` fields hold values side by side (each
     /// with its values, the record's own first): by default nothing more.
     fn derive_in_conflict(&mut self, _reference: &ReferenceData, _concurrent: &[Concurrent]) {}
