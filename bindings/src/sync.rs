@@ -114,7 +114,8 @@ pub struct SyncReport {
     /// Records received and merged.
     pub received: i64,
     pub failed: Vec<FailedRecord>,
-    /// The hub has more to send: make another request.
+    /// Another exchange would do more (the hub has more to send, or pushes moved and the
+    /// outbox holds more): make another request.
     pub more: bool,
     /// This device's clock is far from the hub's (more than 10 minutes, or changes dated
     /// before 2020): tell the user to set the phone's date and time.
@@ -418,8 +419,7 @@ impl VigieStore {
     }
 
     /// Bytes out: the next request for the hub. Send it with your own client, then pass the
-    /// response to `hub_sync_apply`; repeat while the report says `more` (or the outbox is not
-    /// empty and the last exchange made progress).
+    /// response to `hub_sync_apply`; repeat while the report says `more`.
     pub fn hub_sync_request(&self) -> Result<Vec<u8>> {
         self.with_store(|s| Ok(s.hub_sync_request(&SyncOptions::default())?))
     }

@@ -2308,3 +2308,54 @@ fn the_hub_refuses_the_days_a_clock_never_set_gave() {
     assert!(hub.get::<ChildCase>(typed_right.id).is_ok());
     assert!(hub.get::<ChildCase>(by_the_clock.id).is_err());
 }
+
+/// An app that exchanges the bytes itself and repeats while the report says `more` sends its
+/// whole outbox, whatever number of messages it takes (a monitor's 120 cases of a week offline
+/// stopped at the first message's: `more` was only the hub's pages), and stops when nothing
+/// moves any more.
+#[test]
+fn exchanging_bytes_while_the_report_says_more_sends_the_whole_outbox() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    let mut monitor = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    sync(&mut monitor, &mut hub);
+    let user = monitor.principal.user;
+    for n in 0..120 {
+        let mut c = child(
+            area("CI-R1-D1", "CI-R1-D1-C01"),
+            &format!("Enfant {n}"),
+            user,
+        );
+        c.notes = format!("Travaille au champ de cacao après l'école ({n}).");
+        monitor.store.create(&c).unwrap();
+    }
+    let small = small_pages();
+    let principal = monitor.principal.clone();
+    let mut exchanges = 0;
+    loop {
+        exchanges += 1;
+        assert!(exchanges < 200, "the report kept saying more");
+        let request = monitor.store.hub_sync_request(&small).unwrap();
+        let response = hub
+            .hub_handle(&principal, &request, &HubLimits::default())
+            .unwrap();
+        let report = monitor.store.hub_sync_apply(&response, &small).unwrap();
+        if !report.more {
+            break;
+        }
+    }
+    assert!(exchanges > 2, "{exchanges} exchanges");
+    assert_eq!(monitor.store.hub_outbox_len().unwrap(), 0);
+    // With nothing to send, one exchange says no more.
+    let request = monitor.store.hub_sync_request(&small).unwrap();
+    let response = hub
+        .hub_handle(&principal, &request, &HubLimits::default())
+        .unwrap();
+    assert!(
+        !monitor
+            .store
+            .hub_sync_apply(&response, &small)
+            .unwrap()
+            .more
+    );
+}

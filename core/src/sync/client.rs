@@ -82,6 +82,10 @@ pub struct SyncReport {
     pub incomplete: usize,
     /// Received records that could not be applied, and why; they are fetched whole next time.
     pub failed: Vec<(Uuid, String)>,
+    /// Another exchange would do more: the hub has more pages to send, or this exchange's
+    /// pushes moved (taken, or rebuilt to go again) and the outbox still holds records (a
+    /// message carries what fits). An app exchanging bytes itself repeats while it says so;
+    /// records refused with no progress wait for the next sync, not another exchange now.
     pub more: bool,
     /// This device's clock is far from the hub's: it dated changes the hub found implausible,
     /// or it differs from the hub's by more than `CLOCK_TOLERANCE_MS` (`clock_offset_seconds`).
@@ -621,6 +625,11 @@ fn apply_response(
         &postcard::to_stdvec(&response.cursor).expect("cursor serializes"),
     )?;
     sync_state::set_meta(tx, RECEIPT_KEY, &response.receipt.to_le_bytes())?;
+    // An app repeating the exchange while the answer said more stopped with most of a day's
+    // offline work unsent: "more" was only the hub's pages, and 300 cases take several
+    // messages up.
+    let pushes_moved = report.accepted > 0 || !report.rebuilt.is_empty();
+    report.more |= pushes_moved && sync_state::outbox_len(tx)? > 0;
     Ok(report)
 }
 
