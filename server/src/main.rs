@@ -963,15 +963,24 @@ fn run(cli: Cli) -> Result<(), String> {
             // Not the areas given: the journal's lines are kept in clear on PostgreSQL, and
             // a community's code can point at a child (the records seal their areas).
             journal(&*backend, None, "user_areas", Some(user), COMMAND_LINE);
-            done(&format!(
-                "user {user}: areas {}; their devices hold their new scope at their next sync; \
-                 {HANDED}",
-                if areas.is_empty() {
-                    "none".to_string()
-                } else {
-                    areas.join(", ")
-                }
-            ));
+            let given = if areas.is_empty() {
+                "none".to_string()
+            } else {
+                areas.join(", ")
+            };
+            // A deactivated user's devices receive nothing whatever the areas: said so, not
+            // that they will hold the new scope.
+            if record.active {
+                done(&format!(
+                    "user {user}: areas {given}; their devices hold their new scope at their \
+                     next sync; {HANDED}"
+                ));
+            } else {
+                done(&format!(
+                    "user {user}: areas {given}; the user is deactivated: their devices receive \
+                     nothing until `vigie user reactivate`, then hold this scope"
+                ));
+            }
             Ok(())
         }
         Command::User {

@@ -2426,6 +2426,23 @@ fn a_referral_or_follow_up_form_sent_twice_records_one() {
     f.mine.sync(&s.hub.url).expect("sync");
     let case: ChildCase = f.mine.store.get(f.my_case).expect("case");
     assert_eq!(case.referrals.len(), 2, "{:?}", case.referrals);
+    // A status step sent twice (a double click) is taken once and said done the second time,
+    // not refused as a step from a status to itself.
+    let status = [("csrf", csrf.as_str()), ("to", "receiving_services")];
+    for _ in 0..2 {
+        let sent = browser.post(&format!("{case_path}/status"), &status);
+        assert_eq!(sent.status, 303, "{}", sent.body);
+    }
+    let journal = admin_signed_in(&s, "admin.twice.status").get("/console/audit");
+    assert_eq!(
+        journal
+            .body
+            .matches("<td>Bénéficie de services</td>")
+            .count(),
+        1,
+        "{}",
+        journal.body
+    );
 }
 
 /// A referral made in the console names a provider the directory in force lists, offered by
@@ -3502,7 +3519,7 @@ fn the_pages_show_what_the_phone_recorded() {
         .nth(1)
         .expect("the case's attachments");
     assert!(listed.contains("Consentement du tuteur"), "{listed}");
-    assert!(listed.contains("3 KB"), "{listed}");
+    assert!(listed.contains("3 Ko"), "{listed}");
     let history = page.body.split("id=\"history\"").nth(1).expect("history");
     assert!(history.contains("Pièces jointes"), "{history}");
     assert!(!history.contains("$attachment"), "{history}");
@@ -3947,6 +3964,15 @@ fn administration_on_the_command_line_is_journaled() {
     run(&["device", "reissue", "--device", &device.to_string()]);
     run(&["device", "revoke", "--device", &device.to_string()]);
     run(&["user", "deactivate", "--user", &id]);
+    // Areas given a deactivated user are kept for a reactivation, which the command says.
+    let said = common::surface::admin(&s.data, &["user", "areas", "--user", &id, "--area", C01]);
+    let said =
+        String::from_utf8_lossy(&said.stderr).to_string() + &String::from_utf8_lossy(&said.stdout);
+    assert!(said.contains("the user is deactivated"), "{said}");
+    assert!(
+        !said.contains("hold their new scope at their next sync"),
+        "{said}"
+    );
     run(&["user", "reactivate", "--user", &id]);
     run(&["reference", "publish", common::reference::SAMPLE_AREAS]);
     // An erasure of an id the hub holds nothing under: refused as nothing erased, and the
@@ -5357,6 +5383,39 @@ fn a_visit_shows_its_workforce_measures_and_checklist_and_its_workplace_its_brea
         !row(clean.id).contains("class=\"badge"),
         "{}",
         row(clean.id)
+    );
+    assert!(!page.body.contains("id=\"workplace-visits-shown\""));
+
+    // Fifty later inspections that found nothing: the breaches are still counted and their
+    // visits listed, beyond the latest fifty, and the page says how many it lists.
+    for n in 0..50 {
+        inspector
+            .store
+            .create(&inspection(13 + n % 15))
+            .expect("visit");
+    }
+    let summary = inspector.sync(&s.hub.url).expect("sync");
+    assert!(summary.refused.is_empty(), "{:?}", summary.refused);
+    let page = browser.get(&format!("/console/workplaces/{}", place.id));
+    assert!(
+        page.body.contains("Infractions relevées à 2 visites"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("52 de ses 53 visites listées : les plus récentes, et toutes celles"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains(&format!("href=\"/console/visits/{}\"", breached.id))
+    );
+    assert!(
+        !page
+            .body
+            .contains(&format!("href=\"/console/visits/{}\"", clean.id))
     );
 }
 

@@ -22,13 +22,14 @@ pub struct Group {
 /// A withheld count (a report shared beyond the team) is a bar of no height titled as the
 /// tables show it, and the scale comes from the counts shown only: a bar's height would
 /// otherwise give the count away.
-/// Counts (the scale's marks, a bar's title) are written by `number`, as the page's language
-/// writes them.
+/// Counts (the scale's marks, a bar's title) are written by `number`, and a bar's title with
+/// `colon`, as the page's language writes them.
 pub fn bars(
     title: &str,
     series: &[&str],
     groups: &[Group],
     number: &dyn Fn(i64) -> String,
+    colon: &str,
 ) -> String {
     let width = 640.0;
     let height = 220.0;
@@ -75,7 +76,7 @@ pub fn bars(
             let x = x0 + bar_w * si as f64;
             let _ = write!(
                 svg,
-                r#"<rect class="{}" x="{x:.1}" y="{:.1}" width="{:.1}" height="{h:.1}"><title>{} · {}: {}</title></rect>"#,
+                r#"<rect class="{}" x="{x:.1}" y="{:.1}" width="{:.1}" height="{h:.1}"><title>{} · {}{colon}{}</title></rect>"#,
                 classes[si % classes.len()],
                 top + plot_h - h,
                 (bar_w - 1.0).max(1.0),
@@ -486,6 +487,7 @@ mod tests {
                 values: vec![Cell::Count(3), Cell::Count(7)],
             }],
             &plain,
+            ": ",
         );
         assert_eq!(svg.matches("<rect").count(), 2);
         assert!(svg.contains("&lt;x&gt;"));
@@ -504,7 +506,7 @@ mod tests {
                 values: vec![Cell::Count(1)],
             })
             .collect();
-        let svg = bars("Par tranche d'âge", &["a"], &groups, &plain);
+        let svg = bars("Par tranche d'âge", &["a"], &groups, &plain, " : ");
         assert!(svg.contains(">Moins de 12 ans</tspan>"), "{svg}");
         assert!(svg.contains(">Agriculture et</tspan>"), "{svg}");
         assert!(svg.contains(">pêche familiale</tspan>"), "{svg}");
@@ -523,6 +525,7 @@ mod tests {
                 values: vec![Cell::Suppressed, Cell::Count(8)],
             }],
             &plain,
+            ": ",
         );
         assert!(
             svg.contains(r#"height="0.0"><title>g · a: x</title>"#),
@@ -559,6 +562,7 @@ mod tests {
                 values: vec![Cell::Count(6)],
             }],
             &plain,
+            ": ",
         );
         let shown: Vec<&str> = svg
             .split("text-anchor=\"end\">")

@@ -129,6 +129,38 @@ impl Tr {
         if n < 0 { format!("-{digits}") } else { digits }
     }
 
+    /// A file's size as the page's readers write it: 765 Ko, 1,5 Mo in French; 765 KB,
+    /// 1.5 MB in English.
+    pub fn size(&self, bytes: u64) -> String {
+        const KB: f64 = 1024.0;
+        let (b, kb, mb) = match self.0 {
+            Lang::Fr => ("o", "Ko", "Mo"),
+            Lang::En => ("B", "KB", "MB"),
+        };
+        let size = bytes as f64;
+        if size < KB {
+            format!("{} {b}", self.count(bytes as i64))
+        } else if size < KB * KB {
+            format!("{} {kb}", self.count((size / KB).round() as i64))
+        } else {
+            let megabytes = format!("{:.1}", size / (KB * KB));
+            let megabytes = match self.0 {
+                Lang::Fr => megabytes.replace('.', ","),
+                Lang::En => megabytes,
+            };
+            format!("{megabytes} {mb}")
+        }
+    }
+
+    /// The colon between a name and its value, as the page's language writes it (a space
+    /// before it in French).
+    pub fn colon(&self) -> &'static str {
+        match self.0 {
+            Lang::Fr => " : ",
+            Lang::En => ": ",
+        }
+    }
+
     /// An indicator's cell: its count (`count`), or the mark of a withheld one.
     pub fn cell(&self, cell: &vigie_core::Cell) -> String {
         match cell {
@@ -161,6 +193,18 @@ impl Tr {
         Tz::Offset: std::fmt::Display,
     {
         at.format(self.get("format.moment")).to_string()
+    }
+
+    /// A moment the hub or a phone's clock stamped (a change made or received, an audit line,
+    /// a device last seen), in the hub's time zone: the one whose day the console calls
+    /// today (README asks the hub to run in the country's), not UTC unsaid.
+    pub fn here(&self, at: &chrono::DateTime<chrono::Utc>) -> String {
+        self.moment(&at.with_timezone(&chrono::Local))
+    }
+
+    /// `here`, to the second.
+    pub fn here_exactly(&self, at: &chrono::DateTime<chrono::Utc>) -> String {
+        self.instant(&at.with_timezone(&chrono::Local))
     }
 
     /// A moment to the second (values in conflict, made within the same minute).
@@ -289,6 +333,17 @@ mod tests {
         assert_eq!(en.month("2026-12"), "Dec 2026");
         assert_eq!(fr.month("2026-13"), "2026-13");
         assert_eq!(fr.month("unknown"), "unknown");
+    }
+
+    #[test]
+    fn sizes_read_as_their_readers_write_them() {
+        let (fr, en) = (Tr(Lang::Fr), Tr(Lang::En));
+        assert_eq!(fr.size(54), "54 o");
+        assert_eq!(en.size(54), "54 B");
+        assert_eq!(fr.size(765 * 1024), "765 Ko");
+        assert_eq!(fr.size(1_572_864), "1,5 Mo");
+        assert_eq!(en.size(1_572_864), "1.5 MB");
+        assert_eq!((fr.colon(), en.colon()), (" : ", ": "));
     }
 
     #[test]

@@ -49,7 +49,7 @@ pub fn routes() -> Router<Arc<Hub>> {
 
 fn time(t: Tr, ms: Option<i64>) -> String {
     ms.and_then(chrono::DateTime::from_timestamp_millis)
-        .map(|at| t.moment(&at))
+        .map(|at| t.here(&at))
         .unwrap_or_default()
 }
 
@@ -1344,7 +1344,7 @@ fn audit_detail(t: Tr, action: &str, detail: &str) -> String {
                 .parse::<i64>()
                 .ok()
                 .and_then(chrono::DateTime::from_timestamp_millis)
-                .map(|at| t.moment(&at))
+                .map(|at| t.here(&at))
                 .unwrap_or_default();
             t.fmt("audit.restored_from", taken)
         }

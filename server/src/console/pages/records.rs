@@ -237,7 +237,7 @@ pub async fn overview(
                 .collect();
             Breakdown {
                 title,
-                chart: charts::bars(title, &series, &groups, &|n| t.count(n)),
+                chart: charts::bars(title, &series, &groups, &|n| t.count(n), t.colon()),
                 rows: sorted
                     .into_iter()
                     .map(|(label, v)| Row {
@@ -434,7 +434,10 @@ pub struct VisitLine {
     started: String,
     kind: String,
     visitor: String,
+    /// Where it was made (the review queue's lists span communities).
     community: String,
+    /// Its review status (a workplace's list holds visits of every status).
+    status: String,
     urgent: bool,
     violation: bool,
     /// The visit's alert as the alerts page words and colours it.
@@ -555,6 +558,7 @@ pub async fn review_queue(
                     .cloned()
                     .unwrap_or_default(),
                 community: t.area(&reference, &item.visit.community),
+                status: String::new(),
                 urgent: item.forced_labour,
                 violation: item.violation,
                 alert: item
@@ -683,7 +687,7 @@ fn conflict_lines(
                             by.push(labels::device(t, a.device));
                         }
                         if let Some(at) = v.time {
-                            by.push(t.instant(&at));
+                            by.push(t.here_exactly(&at));
                             // As the history marks it.
                             if made_ahead(at, stored) {
                                 by.push(t.get("history.ahead").to_string());
@@ -799,8 +803,8 @@ fn history_lines(
             let stored = received_at(&received, &h.change);
             HistoryLine {
                 ahead: h.time.is_some_and(|made| made_ahead(made, stored)),
-                received: stored.map(|at| t.moment(&at)).unwrap_or_default(),
-                when: h.time.map(|at| t.moment(&at)).unwrap_or_default(),
+                received: stored.map(|at| t.here(&at)).unwrap_or_default(),
+                when: h.time.map(|at| t.here(&at)).unwrap_or_default(),
                 // The person, and the device the change was made on (a lost phone's edits are
                 // told from its user's others).
                 who: h
@@ -892,8 +896,8 @@ fn attachment_lines<R: vigie_core::Record>(
             AttachmentLine {
                 kind: t.code("attachment_kind", a.kind.as_str()),
                 caption: a.caption,
-                size: human_size(a.size),
-                captured: format!("{} {by}", t.moment(&a.captured_at))
+                size: t.size(a.size),
+                captured: format!("{} {by}", t.here(&a.captured_at))
                     .trim_end()
                     .to_string(),
                 url: format!("/console/records/{}/attachments/{}", record.id(), a.id),
@@ -1095,19 +1099,6 @@ fn attachment_bytes(
             } => return Err(Problem::NotHere("attachment.not_at_hub")),
             _ => return Err(Problem::NotFound),
         }
-    }
-}
-
-/// Bytes as a person reads a file's size.
-fn human_size(bytes: u64) -> String {
-    const KB: f64 = 1024.0;
-    let b = bytes as f64;
-    if b < KB {
-        format!("{bytes} B")
-    } else if b < KB * KB {
-        format!("{:.0} KB", b / KB)
-    } else {
-        format!("{:.1} MB", b / (KB * KB))
     }
 }
 
@@ -2529,6 +2520,9 @@ pub async fn case_status(
                 view.scoped(&who).get(id)?
             };
             let from = case.status;
+            if from == to && form.confirm == "yes" && !case.is_merged_duplicate() {
+                return status_done_before(hub, ctx, &viewer, id, to);
+            }
             if case.is_merged_duplicate()
                 || vigie_core::check_case_transition(from, to, Role::Supervisor).is_err()
             {
@@ -2562,7 +2556,7 @@ pub async fn case_status(
         let mut verified_on = None;
         let mut closable = true;
         let mut first_referral = None;
-        let outcome = change::<ChildCase>(hub, &who, id, &mut |case| {
+        let changed = change::<ChildCase>(hub, &who, id, &mut |case| {
             from = Some(case.status);
             verified_on = case.remediated_on;
             first_referral = case.referrals.values().map(|r| r.date).min();
@@ -2572,31 +2566,37 @@ pub async fn case_status(
             )
             .is_ok();
             workflow::transition(case, to, who.role, on)
-        })?
-        .map(|_| ())
-        .map_err(|e| match (&e, from, verified_on) {
-            // Closing asks for what the record lacks: say what.
-            (Error::NotAllowed { .. }, Some(_), Some(day))
-                if to == CaseStatus::Closed && !closable =>
-            {
-                t.fmt("case.close_needs_follow_up", t.day(day))
-            }
-            // Verified before the first referral's day (a referral recorded meanwhile): say
-            // which date is at odds.
-            (Error::NotAllowed { .. }, Some(_), _)
-                if verifies && first_referral.is_some_and(|first| first > on) =>
-            {
-                t.fmt(
-                    "case.verified_before_referral",
-                    first_referral.map(|d| t.day(d)).unwrap_or_default(),
-                )
-            }
-            // A step the page offered no more (a stale page, another supervisor meanwhile).
-            (Error::NotAllowed { .. }, Some(from), _) => t
-                .fmt("case.status_refused", t.code("status", from.as_str()))
-                .replacen("{}", &t.code("status", to.as_str()), 1),
-            _ => t.refusal(&e),
-        });
+        })?;
+        // The same step sent twice (a double click, a form sent again): the case is where it
+        // was asked to go, which is said, not refused as a step from a status to itself.
+        if changed.is_err() && from == Some(to) {
+            return status_done_before(hub, ctx, &viewer, id, to);
+        }
+        let outcome = changed
+            .map(|_| ())
+            .map_err(|e| match (&e, from, verified_on) {
+                // Closing asks for what the record lacks: say what.
+                (Error::NotAllowed { .. }, Some(_), Some(day))
+                    if to == CaseStatus::Closed && !closable =>
+                {
+                    t.fmt("case.close_needs_follow_up", t.day(day))
+                }
+                // Verified before the first referral's day (a referral recorded meanwhile): say
+                // which date is at odds.
+                (Error::NotAllowed { .. }, Some(_), _)
+                    if verifies && first_referral.is_some_and(|first| first > on) =>
+                {
+                    t.fmt(
+                        "case.verified_before_referral",
+                        first_referral.map(|d| t.day(d)).unwrap_or_default(),
+                    )
+                }
+                // A step the page offered no more (a stale page, another supervisor meanwhile).
+                (Error::NotAllowed { .. }, Some(from), _) => t
+                    .fmt("case.status_refused", t.code("status", from.as_str()))
+                    .replacen("{}", &t.code("status", to.as_str()), 1),
+                _ => t.refusal(&e),
+            });
         case_outcome(
             hub,
             ctx,
@@ -2613,6 +2613,30 @@ pub async fn case_status(
         )
     })
     .await
+}
+
+/// A status step the case had taken already, by the same form sent before: said done.
+fn status_done_before(
+    hub: &Hub,
+    ctx: &Ctx,
+    viewer: &Viewer,
+    id: Uuid,
+    to: CaseStatus,
+) -> Result<Response, Problem> {
+    case_outcome(
+        hub,
+        ctx,
+        viewer,
+        id,
+        Ok(()),
+        ("status", Typed::default()),
+        Done {
+            action: "case_status",
+            detail: to.as_str(),
+            done: "status",
+            again: true,
+        },
+    )
 }
 
 #[derive(Deserialize)]
@@ -3211,8 +3235,10 @@ struct WorkplacePage {
     name: String,
     fields: Vec<Field>,
     visits: Vec<VisitLine>,
-    /// How many of the visits listed found a breach, said when one did (repeated breaches).
+    /// How many of its visits found a breach, said when one did (repeated breaches).
     violations: String,
+    /// Said when some visits are not listed: how many are, of how many.
+    visits_shown: String,
     conflicts: Vec<ConflictLine>,
     resolve_url: String,
     conflict_error: Option<String>,
@@ -3220,6 +3246,12 @@ struct WorkplacePage {
     history: History,
     done: Option<&'static str>,
 }
+
+/// The latest visits a workplace's page lists (with every older one that found a breach).
+const VISITS_LISTED: usize = 50;
+/// The most visits a workplace's page reads, and lists.
+const MAX_WORKPLACE_VISITS_READ: usize = 10_000;
+const MAX_WORKPLACE_VISITS_LISTED: usize = 500;
 
 /// A workplace's buyers or suppliers as a person reads them: the first hundred, one per line
 /// (the values' cells keep line breaks; joined with commas, a buyer "Coop, Soubré" read as
@@ -3300,15 +3332,32 @@ fn workplace_page_of(
             value: w.notes.clone(),
         },
     ];
-    let visits: Vec<VisitLine> = scoped
-        .visits_marked(
-            &vigie_core::VisitQuery {
-                workplace_id: Some(id),
-                ..Default::default()
-            },
-            Page::first(50),
-        )?
+    // Every visit of the workplace is counted (a breach found at its 51st latest visit is a
+    // repeated breach all the same); the latest are listed, and every one that found a breach
+    // or forced-labour indicators, however old.
+    let query = vigie_core::VisitQuery {
+        workplace_id: Some(id),
+        ..Default::default()
+    };
+    let mut marked = Vec::new();
+    let mut page = Page::first(Page::MAX_LIMIT);
+    while marked.len() < MAX_WORKPLACE_VISITS_READ {
+        let got = scoped.visits_marked(&query, page)?;
+        let full = got.len() == page.limit as usize;
+        marked.extend(got);
+        if !full {
+            break;
+        }
+        page = page.next();
+    }
+    let total = marked.len();
+    let breached = marked.iter().filter(|item| item.violation).count();
+    let visits: Vec<VisitLine> = marked
         .into_iter()
+        .enumerate()
+        .filter(|(at, item)| *at < VISITS_LISTED || item.violation || item.forced_labour)
+        .map(|(_, item)| item)
+        .take(MAX_WORKPLACE_VISITS_LISTED)
         .map(|item| {
             let v = item.visit;
             VisitLine {
@@ -3316,7 +3365,8 @@ fn workplace_page_of(
                 started: t.day(v.started_on),
                 kind: t.code("visit_kind", &code(v.kind)),
                 visitor: names.get(&v.visitor_id).cloned().unwrap_or_default(),
-                community: t.code("visit_status", v.status.as_str()),
+                community: String::new(),
+                status: t.code("visit_status", v.status.as_str()),
                 urgent: item.forced_labour,
                 violation: item.violation,
                 alert: item
@@ -3326,7 +3376,13 @@ fn workplace_page_of(
             }
         })
         .collect();
-    let breached = visits.iter().filter(|v| v.violation).count();
+    let visits_shown = match visits.len() < total {
+        true => t
+            .get("workplace.visits_shown")
+            .replacen("{}", &t.count(visits.len()), 1)
+            .replacen("{}", &t.count(total), 1),
+        false => String::new(),
+    };
     let violations = match breached {
         0 => String::new(),
         n => t.plural("workplace.violations", n),
@@ -3361,6 +3417,7 @@ fn workplace_page_of(
         fields,
         visits,
         violations,
+        visits_shown,
         conflicts,
         resolve_url: format!("/console/workplaces/{id}/resolve"),
         conflict_error,
