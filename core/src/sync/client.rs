@@ -83,9 +83,9 @@ pub struct SyncReport {
     /// Received records that could not be applied, and why; they are fetched whole next time.
     pub failed: Vec<(Uuid, String)>,
     /// Another exchange would do more: the hub has more pages to send, or this exchange's
-    /// pushes moved (taken, or rebuilt to go again) and the outbox still holds records (a
-    /// message carries what fits). An app exchanging bytes itself repeats while it says so;
-    /// records refused with no progress wait for the next sync, not another exchange now.
+    /// pushes moved (taken, or rebuilt to go again) and the outbox holds records it did not
+    /// carry (a message carries what fits). An app exchanging bytes itself repeats while it
+    /// says so; records refused or waiting for their author wait for a later sync.
     pub more: bool,
     /// This device's clock is far from the hub's: it dated changes the hub found implausible,
     /// or it differs from the hub's by more than `CLOCK_TOLERANCE_MS` (`clock_offset_seconds`).
@@ -628,8 +628,16 @@ fn apply_response(
     // An app repeating the exchange while the answer said more stopped with most of a day's
     // offline work unsent: "more" was only the hub's pages, and 300 cases take several
     // messages up.
+    // Records this exchange pushed that stay (refused, waiting for their author) are not sent
+    // again by another exchange now; those it did not carry, and those rebuilt, are.
     let pushes_moved = report.accepted > 0 || !report.rebuilt.is_empty();
-    report.more |= pushes_moved && sync_state::outbox_len(tx)? > 0;
+    if pushes_moved && !report.more {
+        let mut stayed = 0;
+        for id in pushed.keys() {
+            stayed += usize::from(sync_state::is_pending(tx, *id)?);
+        }
+        report.more = !report.rebuilt.is_empty() || sync_state::outbox_len(tx)? > stayed;
+    }
     Ok(report)
 }
 

@@ -3916,11 +3916,16 @@ fn admit_content<'a>(
             NotAllowed::new(format!("{} {COMBINED_WITH_OTHERS}", e.rule)),
         ));
     }
-    // A case verified or closed on the follow-ups its sender held, while another device's
-    // follow-up, recorded meanwhile, saw the child still working (or not found): the sender's
-    // phone would have refused the step with that follow-up, so the hub does, unless the case
-    // stood so already. (A follow-up arriving after such a step is kept: what a visit saw is
-    // never refused for a decision taken without it, and the case raises its alert.)
+    // A case verified or closed by its sender, unless the case stood so already:
+    // - on the follow-ups its sender held, while another device's follow-up, recorded
+    //   meanwhile, saw the child still working (or not found): the sender's phone would have
+    //   refused the step with that follow-up, so the hub does. (A follow-up arriving after
+    //   such a step is kept: what a visit saw is never refused for a decision taken without
+    //   it, and the case raises its alert.)
+    // - while one of its follow-ups holds values side by side, one of which the rule refuses
+    //   it on (in school by one monitor, still working by another): the phone refuses the
+    //   step until someone chooses, and so does the hub, whichever the merge shows and
+    //   whether the sender held both.
     if let (
         Some(TypedRecord::ChildCase(base)),
         TypedRecord::ChildCase(own),
@@ -3928,35 +3933,21 @@ fn admit_content<'a>(
     ) = (&base, &theirs, &record)
         && base.status != own.status
         && merged.status == own.status
-        && rights::check_case_facts(own.status, rights::Tracking::of(own)).is_ok()
-        && let Err(e) = rights::check_case_facts(merged.status, rights::Tracking::of(merged))
         && !matches!(held.get(), Ok(Some(TypedRecord::ChildCase(was)))
             if was.status == merged.status)
     {
-        return Err(Refused::step(
-            "status",
-            NotAllowed::new(format!("{} {COMBINED_WITH_OTHERS}", e.rule)),
-        ));
-    }
-    // A case verified or closed while one of its follow-ups holds values side by side, one of
-    // which the rule refuses it on (in school by one monitor, still working by another): the
-    // phone refuses the step until someone chooses, and so does the hub, whichever the merge
-    // shows and whether the sender held both.
-    if let (
-        Some(TypedRecord::ChildCase(base)),
-        TypedRecord::ChildCase(own),
-        TypedRecord::ChildCase(merged),
-    ) = (&base, &theirs, &record)
-        && base.status != own.status
-        && merged.status == own.status
-        && let Err(e) = rights::check_case_facts_in_conflict(
-            merged,
-            &doc::concurrent_deciding::<ChildCase>(document),
-        )
-        && !matches!(held.get(), Ok(Some(TypedRecord::ChildCase(was)))
-            if was.status == merged.status)
-    {
-        return Err(Refused::step("status", e));
+        if rights::check_case_facts(own.status, rights::Tracking::of(own)).is_ok()
+            && let Err(e) = rights::check_case_facts(merged.status, rights::Tracking::of(merged))
+        {
+            return Err(Refused::step(
+                "status",
+                NotAllowed::new(format!("{} {COMBINED_WITH_OTHERS}", e.rule)),
+            ));
+        }
+        let concurrent = doc::concurrent_deciding::<ChildCase>(document);
+        if let Err(e) = rights::check_case_facts_in_conflict(merged, &concurrent) {
+            return Err(Refused::step("status", e));
+        }
     }
     // The case's status as it now merges, from the status the hub held: the sender's own
     // steps were each allowed from the version it had, but a late step made on an older copy
