@@ -1431,6 +1431,55 @@ fn an_existing_store_that_cannot_be_written_says_so() {
 
 /// A long note proofread on one phone (letters fixed all along it) while another phone fixes
 /// a word in its middle: both edits land where they were made, nothing moved or doubled.
+/// Two monitors retype the same note offline, each in words of their own: the merge holds
+/// each one's words whole, side by side, not a scatter of both's letters ("MSeethe aysshe
+/// csoppdinrying"), which no one can read and no conflict showed.
+#[test]
+fn a_note_retyped_on_two_phones_merges_into_both_texts_words() {
+    let dir = TempDir::new().unwrap();
+    let user = Uuid::now_v7();
+    let mut a = open(&dir, "a.db", user);
+    let mut b = open(&dir, "b.db", user);
+    let mut c = child("Aya", user);
+    c.notes = "Works on the farm after school.".into();
+    let c = a.create(&c).unwrap();
+    b.merge_document(c.id, &a.export_document(c.id).unwrap())
+        .unwrap();
+    let texts = [
+        "Seen at the cocoa farm, missing school.",
+        "She was carrying cocoa pods on 12 Nov.",
+    ];
+    for (store, text) in [(&mut a, texts[0]), (&mut b, texts[1])] {
+        let mut on: ChildCase = store.get(c.id).unwrap();
+        on.notes = text.into();
+        store.update(&on).unwrap();
+    }
+    a.merge_document(c.id, &b.export_document(c.id).unwrap())
+        .unwrap();
+    b.merge_document(c.id, &a.export_document(c.id).unwrap())
+        .unwrap();
+    let merged = a.get::<ChildCase>(c.id).unwrap().notes;
+    assert_eq!(merged, b.get::<ChildCase>(c.id).unwrap().notes);
+    // What each typed beyond the old note is there, each word whole (the old words one of
+    // them kept, the other deleted, as a deletion merges).
+    let old_words = ["Works", "on", "the", "farm", "after", "school"];
+    for text in texts {
+        for word in text.split(|c: char| !c.is_alphanumeric()) {
+            if !word.is_empty() && !old_words.contains(&word) {
+                assert!(merged.contains(word), "{word:?} in {merged:?}");
+            }
+        }
+    }
+    assert!(
+        merged.contains("Seen at the cocoa farm, missing"),
+        "{merged:?}"
+    );
+    assert!(
+        merged.contains("She was carrying cocoa pods on 12 Nov"),
+        "{merged:?}"
+    );
+}
+
 #[test]
 fn a_long_note_proofread_on_one_phone_merges_with_an_edit_made_on_another() {
     let dir = TempDir::new().unwrap();

@@ -26,6 +26,12 @@ const MAX_STEPS: usize = 10_000_000;
 /// characters that differ ("Kouame" → "Kouamé" writes one letter, not the word).
 const NARROW_UNDER: usize = 256;
 
+/// A run narrowed to more replacements than this (or keeping less than half of its letters) is
+/// a rewrite, not a few letters fixed: it is written as one. A sentence retyped shares scattered letters with the old one, and each
+/// phone that retyped it kept a different scatter, which the merge interleaved into no one's
+/// words ("MSeethe aysshe csoppdinrying").
+const MAX_NARROWED: usize = 3;
+
 /// Runs of differing words this few characters apart are narrowed as one.
 const JOIN_UNDER: usize = 2;
 
@@ -78,6 +84,12 @@ pub(crate) fn hunks(old: &[char], new: &[char]) -> Vec<Hunk> {
     let Some(steps) = edit_steps(&words_a, &words_b, MAX_WORD_EDITS) else {
         return whole();
     };
+    // Retyped rather than edited (most of its words gone): one replacement, so that two
+    // phones' retypings merge as two texts side by side, each whole, rather than each new
+    // text's words threaded between the few old words the other kept or deleted.
+    if retyped(&steps, &words_a) {
+        return whole();
+    }
     // The runs of words that differ, in characters of `a` and `b`: (from_a, to_a, from_b, to_b).
     let chars_before = |words: &[&[char]]| -> Vec<usize> {
         std::iter::once(0)
@@ -107,9 +119,16 @@ pub(crate) fn hunks(old: &[char], new: &[char]) -> Vec<Hunk> {
         let (gone, came) = (&a[from_a..to_a], &b[from_b..to_b]);
         let narrowed = (gone.len() + came.len() <= NARROW_UNDER)
             .then(|| edit_steps(gone, came, NARROW_UNDER))
-            .flatten();
+            .flatten()
+            .filter(|steps| {
+                // Most of it kept: letters fixed, not words retyped around a shared letter.
+                let kept = steps.iter().filter(|s| **s == Step::Equal).count();
+                kept * 2 >= gone.len().max(came.len())
+            })
+            .map(|steps| char_hunks(&steps, came, prefix + from_a))
+            .filter(|letters| letters.len() <= MAX_NARROWED);
         match narrowed {
-            Some(steps) => found.extend(char_hunks(&steps, came, prefix + from_a)),
+            Some(letters) => found.extend(letters),
             None => found.push(Hunk {
                 start: prefix + from_a,
                 deleted: gone.len(),
@@ -129,6 +148,25 @@ pub(crate) fn hunks(old: &[char], new: &[char]) -> Vec<Hunk> {
         }];
     }
     found
+}
+
+/// Whether an edit keeps less than two thirds of the old text's words (letters and digits;
+/// spaces and marks are no sign of an edit kept).
+fn retyped(steps: &[Step], old_words: &[&[char]]) -> bool {
+    let is_word = |w: &[char]| w.first().is_some_and(|c| c.is_alphanumeric());
+    let (mut kept, mut at) = (0, 0);
+    for step in steps {
+        match step {
+            Step::Equal => {
+                kept += usize::from(is_word(old_words[at]));
+                at += 1;
+            }
+            Step::Delete => at += 1,
+            Step::Insert => {}
+        }
+    }
+    let old = old_words.iter().filter(|w| is_word(w)).count();
+    kept * 3 < old * 2
 }
 
 /// A text's words: each run of letters and digits, and each other character on its own.
@@ -392,5 +430,25 @@ mod tests {
             "{found:?}"
         );
         assert_eq!(found.last().map(|h| h.deleted), Some(1), "{found:?}");
+    }
+
+    #[test]
+    fn words_retyped_are_replaced_whole_and_a_typo_by_its_letter() {
+        // A typo, a word joined to the next: the letters that differ.
+        let found = check("Kouame est venu", "Kouamé est venu");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!((found[0].deleted, found[0].inserted.as_str()), (1, "é"));
+        check("vu au marché", "vu aumarché");
+        // A sentence retyped: its differing words replaced as typed, not letter by letter.
+        let old = "Works on the farm after school.";
+        let new = "Seen at the cocoa farm, missing school.";
+        let found = check(old, new);
+        // Half its words gone: retyped, one replacement up to what both end with.
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].inserted, "Seen at the cocoa farm, missing");
+        // A word changed in a sentence: that word.
+        let found = check(old, "Works on the farm before school.");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].start >= 18 && found[0].deleted <= 5, "{found:?}");
     }
 }
