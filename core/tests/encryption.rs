@@ -393,6 +393,25 @@ fn a_store_file_cut_to_nothing_beside_its_journal_is_not_opened_as_new() {
     }
     assert_eq!(std::fs::read(&journal).expect("journal kept"), held);
     assert_eq!(std::fs::metadata(&cut).expect("file kept").len(), 0);
+    // The file gone beside its journal; the file cut to nothing after a clean close (no
+    // journal left), beside the directory of its attachments: not opened as new either.
+    std::fs::remove_file(&cut).expect("remove");
+    let refused = |path: &Path| match Store::open(config(path, Encryption::Key(KEY))) {
+        Err(Error::Io(e)) => assert!(e.to_string().contains("the file was cut"), "{e}"),
+        Err(e) => panic!("a cut file gave {e:?}"),
+        Ok(_) => panic!("a cut file opened as a new store"),
+    };
+    refused(&cut);
+    assert_eq!(std::fs::read(&journal).expect("journal kept"), held);
+    let closed = dir.path().join("closed.db");
+    std::fs::write(&closed, b"").expect("an empty file");
+    std::fs::create_dir(vigie_core::store::attachments_dir(&closed)).expect("attachments");
+    refused(&closed);
+    // A new store where nothing is: made.
+    Store::open(config(&dir.path().join("new.db"), Encryption::Key(KEY)))
+        .expect("a new store")
+        .close()
+        .expect("close");
     store.close().expect("close");
 }
 

@@ -219,22 +219,30 @@ pub(crate) fn open_connection(path: &Path, encryption: &Encryption) -> Result<Co
     Ok(conn)
 }
 
-/// A store's file emptied (cut to nothing by a failing card or file system) beside a journal
-/// that holds writes: SQLite would open it as a new store and delete the journal, the last
-/// trace of the records, and the phone would carry on under its old identity with nothing,
-/// its next sync refused. It is not opened.
+/// A store's file emptied (cut to nothing by a failing card or file system) or gone beside a
+/// journal that holds writes, or emptied beside the directory of its attachments: SQLite would
+/// open it as a new store (deleting the journal, the last trace of the records) and the phone
+/// would carry on under its old identity with nothing, its next sync refused. It is not
+/// opened. (A new store's file is never left empty: it is made with its tables at once.)
 fn refuse_a_cut_file(path: &Path) -> Result<()> {
     let len = |path: &Path| std::fs::metadata(path).map(|m| m.len()).ok();
     let mut journal = path.as_os_str().to_owned();
     journal.push("-wal");
-    if len(path) == Some(0) && len(Path::new(&journal)).is_some_and(|n| n > 0) {
-        return Err(Error::Io(std::io::Error::other(
-            "the store's file is empty while its journal (-wal) holds writes: the file was cut, \
-             and it is not opened, so that nothing more is lost (restore it from a copy)",
-        )));
+    let file = len(path);
+    let journal_holds_writes = len(Path::new(&journal)).is_some_and(|n| n > 0);
+    let attachments_beside = super::attachments::dir_of(path).is_dir();
+    if (file.is_none_or(|n| n == 0) && journal_holds_writes)
+        || (file == Some(0) && attachments_beside)
+    {
+        return Err(Error::Io(std::io::Error::other(CUT_FILE)));
     }
     Ok(())
 }
+
+/// Why a cut store's file is not opened (`refuse_a_cut_file`).
+const CUT_FILE: &str = "the store's file is empty or gone while its journal (-wal) or its \
+     attachments show it held records: the file was cut, and it is not opened, so that nothing \
+     more is lost (restore it from a copy)";
 
 /// SQLite's error on opening a store: an existing store whose file, or the directory its
 /// journal goes in, cannot be written (a read-only mount, no permission) is said as a new
