@@ -980,10 +980,21 @@ impl Vault {
                 remove_rekey_leftovers(&db)?;
                 Ok(store)
             }
+            // The PIN (or the keystore) unwrapped the data key: a store that does not open
+            // with it is damaged (a bit flipped in its first page), not a wrong PIN, which an
+            // app would tell its user to type again.
+            Err(Error::WrongKeyOrNotAStore) => {
+                Err(Error::Io(std::io::Error::other(PROFILE_STORE_UNREADABLE)))
+            }
             Err(e) => Err(e),
         }
     }
 }
+
+/// Why a profile whose key its PIN unwrapped does not open (`Vault::open_store`).
+const PROFILE_STORE_UNREADABLE: &str = "the profile's store does not open with the key its PIN \
+     unlocked: its file is damaged, or its key file comes from another copy (restore both from \
+     one copy, or wipe the profile and sync again)";
 
 #[cfg(test)]
 mod tests {

@@ -722,10 +722,10 @@ fn vault_rotation_keeps_every_record_and_retires_the_old_key() {
     // The key file from before the rotation holds the old data key: it no longer opens the
     // store.
     std::fs::write(key_file(&vault, USER_A), &old_key_file).unwrap();
-    assert!(matches!(
-        vault.unlock_with_pin(USER_A, PIN_A),
-        Err(Error::WrongKeyOrNotAStore)
-    ));
+    match vault.unlock_with_pin(USER_A, PIN_A) {
+        Err(Error::Io(e)) => assert!(e.to_string().contains("key file"), "{e}"),
+        other => panic!("an old key file gave {other:?}"),
+    }
 }
 
 #[test]
@@ -945,6 +945,28 @@ fn wiping_removes_the_key_and_the_store_of_one_user_or_of_all() {
     vault.wipe_all().unwrap();
     assert!(vault.users().unwrap().is_empty());
     assert!(files_in(&vault.users_dir()).is_empty());
+}
+
+/// A profile's store damaged (a bit flipped in its first page) unlocked with the right PIN:
+/// said damaged, not a wrong key, and no attempt counted against the PIN.
+#[test]
+fn a_damaged_profile_store_unlocked_with_the_right_pin_is_said_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = vault(dir.path());
+    let store = vault.create_user(USER_A, None, PIN_A).unwrap();
+    store.close().unwrap();
+    let file = store_file(&vault, USER_A);
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[100] ^= 0x10;
+    std::fs::write(&file, bytes).unwrap();
+    for _ in 0..3 {
+        match vault.unlock_with_pin(USER_A, PIN_A) {
+            Err(Error::Io(e)) => assert!(e.to_string().contains("damaged"), "{e}"),
+            other => panic!("a damaged store gave {other:?}"),
+        }
+    }
+    // A wrong PIN is still one.
+    assert!(wrong_pin(vault.unlock_with_pin(USER_A, "915203")) > 0);
 }
 
 /// Every 32-byte sequence of `bytes`, raw, and every one in each hex-decoded run of hex digits.
