@@ -394,7 +394,7 @@ fn a_store_file_cut_to_nothing_beside_its_journal_is_not_opened_as_new() {
     assert_eq!(std::fs::read(&journal).expect("journal kept"), held);
     assert_eq!(std::fs::metadata(&cut).expect("file kept").len(), 0);
     // The file gone beside its journal; the file cut to nothing after a clean close (no
-    // journal left), beside the directory of its attachments: not opened as new either.
+    // journal left), with or without attachments beside: not opened as new either.
     std::fs::remove_file(&cut).expect("remove");
     let refused = |path: &Path| match Store::open(config(path, Encryption::Key(KEY))) {
         Err(Error::Io(e)) => assert!(e.to_string().contains("the file was cut"), "{e}"),
@@ -404,9 +404,20 @@ fn a_store_file_cut_to_nothing_beside_its_journal_is_not_opened_as_new() {
     refused(&cut);
     assert_eq!(std::fs::read(&journal).expect("journal kept"), held);
     let closed = dir.path().join("closed.db");
-    std::fs::write(&closed, b"").expect("an empty file");
+    let mut other = Store::open(config(&closed, Encryption::Key(KEY))).expect("open");
+    populate(&mut other, 2);
+    other.close().expect("close");
+    assert!(!dir.path().join("closed.db-wal").exists());
+    std::fs::write(&closed, b"").expect("cut to nothing");
+    refused(&closed);
     std::fs::create_dir(vigie_core::store::attachments_dir(&closed)).expect("attachments");
     refused(&closed);
+    // Removed, as the error says: an empty store starts there.
+    std::fs::remove_file(&closed).expect("remove");
+    Store::open(config(&closed, Encryption::Key(KEY)))
+        .expect("a new store where the cut file was")
+        .close()
+        .expect("close");
     // A new store where nothing is: made.
     Store::open(config(&dir.path().join("new.db"), Encryption::Key(KEY)))
         .expect("a new store")

@@ -219,30 +219,28 @@ pub(crate) fn open_connection(path: &Path, encryption: &Encryption) -> Result<Co
     Ok(conn)
 }
 
-/// A store's file emptied (cut to nothing by a failing card or file system) or gone beside a
-/// journal that holds writes, or emptied beside the directory of its attachments: SQLite would
-/// open it as a new store (deleting the journal, the last trace of the records) and the phone
-/// would carry on under its old identity with nothing, its next sync refused. It is not
-/// opened. (A new store's file is never left empty: it is made with its tables at once.)
+/// A store's file emptied (cut to nothing by a failing card or file system, after a clean
+/// close as beside a journal), or gone beside a journal that holds writes: SQLite would open it
+/// as a new store (deleting the journal, the last trace of the records) and the phone would
+/// carry on under its old identity with nothing, its offline work lost unsaid. It is not
+/// opened. A new store's file is never left empty (it is made with its tables at once), so an
+/// empty one is a cut one; removing it starts an empty store.
 fn refuse_a_cut_file(path: &Path) -> Result<()> {
     let len = |path: &Path| std::fs::metadata(path).map(|m| m.len()).ok();
     let mut journal = path.as_os_str().to_owned();
     journal.push("-wal");
     let file = len(path);
     let journal_holds_writes = len(Path::new(&journal)).is_some_and(|n| n > 0);
-    let attachments_beside = super::attachments::dir_of(path).is_dir();
-    if (file.is_none_or(|n| n == 0) && journal_holds_writes)
-        || (file == Some(0) && attachments_beside)
-    {
+    if file == Some(0) || (file.is_none() && journal_holds_writes) {
         return Err(Error::Io(std::io::Error::other(CUT_FILE)));
     }
     Ok(())
 }
 
 /// Why a cut store's file is not opened (`refuse_a_cut_file`).
-const CUT_FILE: &str = "the store's file is empty or gone while its journal (-wal) or its \
-     attachments show it held records: the file was cut, and it is not opened, so that nothing \
-     more is lost (restore it from a copy)";
+const CUT_FILE: &str = "the store's file is empty, or gone beside a journal (-wal) that holds \
+     writes: the file was cut, and it is not opened, so that nothing more is lost (restore it \
+     from a copy, or remove it to start an empty store)";
 
 /// SQLite's error on opening a store: an existing store whose file, or the directory its
 /// journal goes in, cannot be written (a read-only mount, no permission) is said as a new
