@@ -283,8 +283,18 @@ fn read_as_a_number(text: &str) -> bool {
     text.bytes().any(|b| b.is_ascii_digit())
         && text
             .bytes()
-            .all(|b| b.is_ascii_digit() || b"-/:.,+%eE ".contains(&b))
-        && NaiveDate::parse_from_str(text, "%Y-%m-%d").is_err()
+            .all(|b| b.is_ascii_digit() || b"-/:.,+%eE ()".contains(&b))
+        && !written_as_a_date(text)
+}
+
+/// A day as the export writes one (`2026-04-02`: four digits, two, two), which a spreadsheet
+/// should read as the day it is; `1-2-3` or `99-01-01` is a code that only looks like one.
+fn written_as_a_date(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok()
 }
 
 /// Text a phone wrote, made inert for a spreadsheet: a cell that starts with `=`, `+`, `-`,
@@ -1478,6 +1488,9 @@ mod tests {
             ("45e3", "\"=\"\"45e3\"\"\""),
             ("10:30", "\"=\"\"10:30\"\"\""),
             ("1,5", "\"=\"\"1,5\"\"\""),
+            ("1-2-3", "\"=\"\"1-2-3\"\"\""),
+            ("99-01-01", "\"=\"\"99-01-01\"\"\""),
+            ("(123)", "\"=\"\"(123)\"\"\""),
             ("2026-04-02", "2026-04-02"),
             ("CI-2026-17", "CI-2026-17"),
             ("e", "e"),
