@@ -1421,13 +1421,18 @@ fn what_a_device_recorded_on_a_case_merged_meanwhile_goes_to_the_case_kept() {
 /// A follow-up the merge copied to the case kept, corrected on the duplicate meanwhile by its
 /// monitor ("at risk" found to be "still working", the next visit brought forward): the
 /// correction reaches the case kept, through her phone when it holds the case kept and through
-/// the hub when it does not, and the alert and the due list follow. A field the case kept's
-/// own copy changed too keeps the kept case's value.
+/// the hub when it does not, whether the merge or the correction reaches the hub first, and
+/// the alert and the due list follow. A field the case kept's own copy changed too keeps the
+/// kept case's value.
 #[test]
 fn a_follow_up_corrected_on_a_duplicate_merged_meanwhile_is_corrected_on_the_case_kept() {
     const NAME: &str = "Adjoua Yao";
     let day = |month, day| NaiveDate::from_ymd_opt(2026, month, day).unwrap();
-    for kept_on_her_phone in [true, false] {
+    // Her phone holds the case kept or not; the merge reaches the hub before her correction
+    // or after it.
+    for (kept_on_her_phone, merge_first) in
+        [(true, true), (false, true), (true, false), (false, false)]
+    {
         let dir = TempDir::new().unwrap();
         let mut hub = hub(dir.path());
         let mut supervisor = Device::new(dir.path(), "supervisor", Role::Supervisor, &["CI-R1"]);
@@ -1459,7 +1464,9 @@ fn a_follow_up_corrected_on_a_duplicate_merged_meanwhile_is_corrected_on_the_cas
         let mut on_supervisor: ChildCase = supervisor.store.get(kept).unwrap();
         on_supervisor.followups.get_mut(&key).unwrap().notes = "vue au marché".into();
         supervisor.store.update(&on_supervisor).unwrap();
-        supervisor.sync(&mut hub);
+        if merge_first {
+            supervisor.sync(&mut hub);
+        }
 
         // Offline, she corrects the follow-up on the registration she has at hand.
         let mut dup: ChildCase = monitor.store.get(duplicate).unwrap();
@@ -1471,11 +1478,21 @@ fn a_follow_up_corrected_on_a_duplicate_merged_meanwhile_is_corrected_on_the_cas
         let summary = monitor.sync(&mut hub);
         assert!(summary.refused.is_empty(), "{summary:?}");
         assert_eq!(summary.pending, 0, "{summary:?}");
+        if !merge_first {
+            let summary = supervisor.sync(&mut hub);
+            assert!(summary.refused.is_empty(), "{summary:?}");
+            monitor.sync(&mut hub);
+        }
 
         let on_hub: ChildCase = hub.get(kept).unwrap();
         let corrected = &on_hub.followups[&key];
-        assert_eq!(corrected.situation, FollowUpSituation::StillWorking);
-        assert_eq!(corrected.next_due, Some(day(4, 9)));
+        let variant = (kept_on_her_phone, merge_first);
+        assert_eq!(
+            corrected.situation,
+            FollowUpSituation::StillWorking,
+            "{variant:?}"
+        );
+        assert_eq!(corrected.next_due, Some(day(4, 9)), "{variant:?}");
         assert_eq!(
             corrected.notes, "vue au marché",
             "changed on both: the kept case's stands"

@@ -2770,6 +2770,7 @@ fn update_in_scope(
         })?;
         if admitted.kind == RecordKind::ChildCase {
             bring_over_pushed(tx, rules, entry.id, &document, &before)?;
+            bring_over_what_the_merge_missed(tx, rules, entry.id, &document, &before)?;
         }
     }
     Ok(match merged {
@@ -3075,6 +3076,93 @@ fn bring_over_pushed(
         };
     }
     Ok(())
+}
+
+/// A merge arriving after changes of its duplicate the hub took first (a monitor's correction
+/// of a follow-up the merge copied, synced before the supervisor's merge): the merge copied the
+/// duplicate as its maker saw it, so what the hub held beyond that is brought over to the case
+/// kept now, as its administrator. The duplicate and the case kept come in one push in either
+/// order: whichever comes second does it (a duplicate just merged into a kept case that names
+/// it already; a kept case that names a duplicate already merged into it). A device that made
+/// what the merge missed and holds the kept case finds it brought over when it receives the
+/// merge (`ChildCase::bring_over` takes nothing twice).
+fn bring_over_what_the_merge_missed(
+    tx: &mut dyn HubTransaction,
+    rules: &Rules<'_>,
+    id: Uuid,
+    document: &Automerge,
+    before: &[ChangeHash],
+) -> Result<()> {
+    if before.is_empty() {
+        return Ok(());
+    }
+    let Ok(now) = doc::read_record::<ChildCase>(document, id) else {
+        return Ok(());
+    };
+    let Ok(was) = doc::read_record_at::<ChildCase>(document, id, before) else {
+        return Ok(());
+    };
+    // (the duplicate, the case kept) pairs this push joined.
+    let mut pairs: Vec<(Uuid, Uuid)> = Vec::new();
+    if was.merged_into.is_none()
+        && let Some(kept) = now.merged_into
+    {
+        pairs.push((id, kept));
+    }
+    for duplicate in now.merged_from.difference(&was.merged_from) {
+        pairs.push((*duplicate, id));
+    }
+    for (duplicate, kept_id) in pairs {
+        let (Some(dup_stored), Some(kept_stored)) =
+            (tx.record(duplicate, true)?, tx.record(kept_id, true)?)
+        else {
+            continue;
+        };
+        let (Ok(dup_document), Ok(kept_document)) = (
+            codec::load(duplicate, &dup_stored.document),
+            codec::load(kept_id, &kept_stored.document),
+        ) else {
+            continue;
+        };
+        let (Ok(from), Ok(mut kept)) = (
+            doc::read_record::<ChildCase>(&dup_document, duplicate),
+            doc::read_record::<ChildCase>(&kept_document, kept_id),
+        ) else {
+            continue;
+        };
+        // Both sides of the merge here: the duplicate merged into the kept case, which
+        // names it.
+        if from.merged_into != Some(kept_id) || !kept.merged_from.contains(&duplicate) {
+            continue;
+        }
+        let Some(taken) = as_the_merge_took_it(&dup_document, duplicate) else {
+            continue;
+        };
+        if !kept.bring_over(&from, Some(&taken), rules.reference) {
+            continue;
+        }
+        let Some(actor) = tx.hub_actor() else {
+            return Ok(());
+        };
+        match update_record(tx, &actor, ADMIN_AUTHOR, rules.reference, &kept) {
+            Ok(_) => {}
+            Err(e @ (Error::Storage(_) | Error::HubStorage { .. })) => return Err(e),
+            Err(_) => {
+                tracing::warn!(record = %kept_id, "what a merge missed of its duplicate breaks a rule on the case kept: left on the duplicate");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A merged duplicate as the merge took it: read at the dependencies of the change that made
+/// it one.
+fn as_the_merge_took_it(document: &Automerge, id: Uuid) -> Option<ChildCase> {
+    let merge = document.get_changes_meta(&[]).into_iter().find(|change| {
+        doc::merged_into_of(document, Some(&[change.hash])).is_some()
+            && doc::merged_into_of(document, Some(&change.deps)).is_none()
+    })?;
+    doc::read_record_at::<ChildCase>(document, id, &merge.deps).ok()
 }
 
 /// The hub's own user and device ids: the author of the changes the hub makes as its
