@@ -133,6 +133,10 @@ pub struct SyncReport {
     pub quarantined: i64,
     /// Records no longer in the user's scope that left the device.
     pub left_scope: i64,
+    /// Records holding changes another device made (a colleague's bundle or peer session) that
+    /// the hub waits to receive from that device: they stay in the outbox, nothing to correct,
+    /// and go once their author's device has synced (`hub_outbox_len` counts them).
+    pub awaiting_author: i64,
 }
 
 /// What a whole sync session did, so far (progress) or in the end.
@@ -221,6 +225,7 @@ impl From<vigie_core::sync::SyncReport> for SyncReport {
             erased: long(r.erased.len()),
             quarantined: long(r.quarantined.len()),
             left_scope: long(r.left_scope.len()),
+            awaiting_author: long(r.awaiting_author.len()),
         }
     }
 }

@@ -68,5 +68,7 @@ def test_the_readme_offline_snippets_run_as_written(env):
         # And the hub takes both, the case first from the phone that made it.
         sent = readme.sync_as_bytes(phone, env.hub_url, env.monitor_token)
         assert sent.accepted == 1 and not sent.refused
+        # The tablet's workplace, relayed: the hub waits for the tablet to send it.
+        assert sent.awaiting_author == 1
         sent = readme.sync_as_bytes(tablet, env.hub_url, env.quickstart_token)
         assert sent.accepted >= 1 and not sent.refused
