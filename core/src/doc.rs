@@ -1172,6 +1172,40 @@ pub(crate) fn merged_into_of(doc: &Automerge, heads: Option<&[ChangeHash]>) -> O
     }
 }
 
+/// The cases a kept case names as merged into it (`merged_from`, a map of ids to `true`), at
+/// `heads` or now: read from that one field, without the record.
+pub(crate) fn merged_from_of(doc: &Automerge, heads: Option<&[ChangeHash]>) -> Vec<Uuid> {
+    let Some((Value::Object(ty @ ObjType::Map), id)) =
+        get_maybe_at(doc, &automerge::ROOT, "merged_from", heads)
+    else {
+        return Vec::new();
+    };
+    match object_json(doc, &id, ty, heads, 1) {
+        Json::Object(entries) => entries
+            .iter()
+            .filter(|(_, named)| **named == Json::Bool(true))
+            .filter_map(|(key, _)| Uuid::parse_str(key).ok())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The dependencies of the change among `changes` that made the document's case a merged
+/// duplicate (the first that names a case it merged into, where its dependencies name none):
+/// the duplicate as the merge took it is read there.
+pub(crate) fn merge_deps(
+    doc: &Automerge,
+    changes: &[ChangeMetadata<'_>],
+) -> Option<Vec<ChangeHash>> {
+    changes
+        .iter()
+        .find(|change| {
+            merged_into_of(doc, Some(&[change.hash])).is_some()
+                && merged_into_of(doc, Some(&change.deps)).is_none()
+        })
+        .map(|change| change.deps.clone())
+}
+
 /// Whether a manifest entry holds concurrent values anywhere but in its caption (the one field
 /// edited after capture): an entry written twice under one id, which no honest device does.
 pub fn attachment_written_twice(doc: &Automerge) -> bool {
@@ -2084,6 +2118,44 @@ mod history_fields {
                 fields
             })
             .collect()
+    }
+
+    /// The two fields a merge writes, read alone as the record reads them, at heads or now,
+    /// and the change that made a case a duplicate found among others.
+    #[test]
+    fn the_merge_fields_read_alone_as_the_record_reads_them() {
+        let author = ChangeAuthor {
+            user: Uuid::now_v7(),
+            device: Uuid::now_v7(),
+        };
+        let mut case = ChildCase::new(
+            "CASE-1",
+            "Aya Kouamé",
+            Sex::Female,
+            Area::new("CI", "CI-R1", "CI-R1-D1", "CI-R1-D1-C01"),
+            chrono::NaiveDate::from_ymd_opt(2026, 4, 1).unwrap(),
+            author.user,
+        );
+        let mut doc = Automerge::new();
+        write_record(&mut doc, &case, &author).unwrap();
+        let before = doc.get_heads();
+        let (one, two) = (Uuid::now_v7(), Uuid::now_v7());
+        case.merged_from = [one, two].into_iter().collect();
+        write_record(&mut doc, &case, &author).unwrap();
+        let mut named = merged_from_of(&doc, None);
+        named.sort();
+        let mut expected = vec![one, two];
+        expected.sort();
+        assert_eq!(named, expected);
+        assert!(merged_from_of(&doc, Some(&before)).is_empty());
+        let merged = doc.get_heads();
+        case.merged_from.clear();
+        case.merged_into = Some(one);
+        write_record(&mut doc, &case, &author).unwrap();
+        assert!(merged_from_of(&doc, None).is_empty());
+        assert_eq!(merged_into_of(&doc, None), Some(one));
+        let changes = doc.get_changes_meta(&[]);
+        assert_eq!(merge_deps(&doc, &changes), Some(merged));
     }
 
     #[test]

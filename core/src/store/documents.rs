@@ -296,31 +296,44 @@ pub(crate) fn update_in<R: Record>(
         },
     )?;
     let before = document.get_heads();
-    let status_before = case_status(&document, id, &record);
     if doc::write_record(&mut document, &record, &write.author)?.is_none() {
         return read_derived(&document, id, reference);
     }
     check_merge_target(tx, &document, Some(&before))?;
     let stored = read_derived::<R>(&document, id, reference)?;
-    if let Subject::ChildCase(case) = stored.subject()
-        && status_before.is_some_and(|status| status != case.status)
-    {
-        let concurrent = doc::concurrent_deciding::<R>(&document);
-        crate::domain::rights::check_case_facts_in_conflict(case, &concurrent)?;
-    }
+    check_status_step_in_conflict(&document, id, &before, &stored)?;
     write.save(tx, id, R::KIND, Some(rowid), &mut document, &before)?;
     Ok(stored)
 }
 
-/// The status of the case `document` holds, when `record` is one.
-fn case_status<R: Record>(document: &Automerge, id: Uuid, record: &R) -> Option<CaseStatus> {
-    if !matches!(record.subject(), Subject::ChildCase(_)) {
-        return None;
+/// A case this write moved to a status `rights::check_case_facts` judges, while a follow-up
+/// holds values side by side one of which would refuse it: refused until someone chooses
+/// (`rights::check_case_facts_in_conflict`). Read only for those statuses, and the status
+/// before only when such values stand: most writes pass without a read.
+fn check_status_step_in_conflict<R: Record>(
+    document: &Automerge,
+    id: Uuid,
+    before: &[ChangeHash],
+    written: &R,
+) -> Result<()> {
+    let Subject::ChildCase(case) = written.subject() else {
+        return Ok(());
+    };
+    if !matches!(
+        case.status,
+        CaseStatus::Withdrawn | CaseStatus::Prevented | CaseStatus::Closed
+    ) {
+        return Ok(());
     }
-    match doc::read_record::<R>(document, id).ok()?.subject() {
-        Subject::ChildCase(case) => Some(case.status),
-        _ => None,
+    let concurrent = doc::concurrent_deciding::<ChildCase>(document);
+    if case.followup_readings(&concurrent).is_empty() {
+        return Ok(());
     }
+    let was: ChildCase = doc::read_record_at(document, id, before)?;
+    if was.status != case.status {
+        crate::domain::rights::check_case_facts_in_conflict(case, &concurrent)?;
+    }
+    Ok(())
 }
 
 /// The rules every local edit passes, as the hub will judge them (`update_in`, `resolve_in`):
@@ -401,16 +414,9 @@ fn carry_over_one(
     let (_, document) = load_for::<ChildCase>(tx, id, write.actor)?;
     let held: ChildCase = doc::read_record_at(&document, id, before)?;
     let arrived = document.get_changes_meta(before);
-    // The merge's own change: the first after `before` that names a case, read at its
-    // dependencies (the duplicate as the merge took it).
-    let merge_deps = arrived
-        .iter()
-        .find(|change| {
-            doc::merged_into_of(&document, Some(&[change.hash])).is_some()
-                && doc::merged_into_of(&document, Some(&change.deps)).is_none()
-        })
-        .map(|change| change.deps.clone());
-    let Some(merge_deps) = merge_deps else {
+    // The merge's own change, among those after `before`, read at its dependencies (the
+    // duplicate as the merge took it).
+    let Some(merge_deps) = doc::merge_deps(&document, &arrived) else {
         return Ok(());
     };
     // Only a device that made some of what the merge missed brings it over: another that held

@@ -3031,9 +3031,6 @@ fn bring_over_pushed(
     let Some(mut target) = doc::merged_into_of(document, Some(before)) else {
         return Ok(());
     };
-    let Some(actor) = tx.hub_actor() else {
-        return Ok(());
-    };
     let (Ok(now), Ok(was)) = (
         doc::read_record::<ChildCase>(document, id),
         doc::read_record_at::<ChildCase>(document, id, before),
@@ -3047,18 +3044,13 @@ fn bring_over_pushed(
         if target == id {
             return Ok(());
         }
-        let Some(stored) = tx.record(target, true)? else {
+        let Some(held) = held_case(tx, target)? else {
             return Ok(());
         };
-        if stored.kind != RecordKind::ChildCase {
-            return Ok(());
-        }
-        device_holds_the_chain &= rules.scope.receives(stored.kind, stored.area.as_ref());
-        let Ok(mut kept) = codec::load(target, &stored.document)
-            .and_then(|kept| doc::read_record::<ChildCase>(&kept, target))
-        else {
-            return Ok(());
-        };
+        device_holds_the_chain &= rules
+            .scope
+            .receives(RecordKind::ChildCase, held.area.as_ref());
+        let mut kept = held.case;
         if let Some(next) = kept.kept_as() {
             target = next;
             continue;
@@ -3066,16 +3058,59 @@ fn bring_over_pushed(
         if device_holds_the_chain || !kept.bring_over(&now, Some(&was), rules.reference) {
             return Ok(());
         }
-        return match update_record(tx, &actor, ADMIN_AUTHOR, rules.reference, &kept) {
-            Ok(_) => Ok(()),
-            Err(e @ (Error::Storage(_) | Error::HubStorage { .. })) => Err(e),
-            Err(_) => {
-                tracing::warn!(record = %target, "a duplicate's later changes break a rule on the case kept: left on the duplicate");
-                Ok(())
-            }
-        };
+        return write_brought_over(tx, rules.reference, &kept, "a duplicate's later changes");
     }
     Ok(())
+}
+
+/// A child case the hub holds: its filing, document and record; none if it holds none under
+/// that id, another kind, or one that does not read.
+struct HeldCase {
+    area: Option<Area>,
+    document: Automerge,
+    case: ChildCase,
+}
+
+fn held_case(tx: &mut dyn HubTransaction, id: Uuid) -> Result<Option<HeldCase>> {
+    let Some(stored) = tx.record(id, true)? else {
+        return Ok(None);
+    };
+    if stored.kind != RecordKind::ChildCase {
+        return Ok(None);
+    }
+    let Ok(document) = codec::load(id, &stored.document) else {
+        return Ok(None);
+    };
+    let Ok(case) = doc::read_record::<ChildCase>(&document, id) else {
+        return Ok(None);
+    };
+    Ok(Some(HeldCase {
+        area: stored.area,
+        document,
+        case,
+    }))
+}
+
+/// Writes a case kept that what a duplicate recorded (`what`) was brought over to, as the
+/// hub's administrator; one the addition would leave breaking a rule is left as it is (the
+/// duplicate keeps what it holds).
+fn write_brought_over(
+    tx: &mut dyn HubTransaction,
+    reference: &ReferenceData,
+    kept: &ChildCase,
+    what: &str,
+) -> Result<()> {
+    let Some(actor) = tx.hub_actor() else {
+        return Ok(());
+    };
+    match update_record(tx, &actor, ADMIN_AUTHOR, reference, kept) {
+        Ok(_) => Ok(()),
+        Err(e @ (Error::Storage(_) | Error::HubStorage { .. })) => Err(e),
+        Err(_) => {
+            tracing::warn!(record = %kept.id, "{what} break a rule on the case kept: left on the duplicate");
+            Ok(())
+        }
+    }
 }
 
 /// A merge arriving after changes of its duplicate the hub took first (a monitor's correction
@@ -3096,73 +3131,46 @@ fn bring_over_what_the_merge_missed(
     if before.is_empty() {
         return Ok(());
     }
-    let Ok(now) = doc::read_record::<ChildCase>(document, id) else {
-        return Ok(());
-    };
-    let Ok(was) = doc::read_record_at::<ChildCase>(document, id, before) else {
-        return Ok(());
-    };
-    // (the duplicate, the case kept) pairs this push joined.
+    // (the duplicate, the case kept) pairs this push joined, read from their two fields only:
+    // every push of a case comes here.
     let mut pairs: Vec<(Uuid, Uuid)> = Vec::new();
-    if was.merged_into.is_none()
-        && let Some(kept) = now.merged_into
+    if doc::merged_into_of(document, Some(before)).is_none()
+        && let Some(kept) = doc::merged_into_of(document, None)
     {
         pairs.push((id, kept));
     }
-    for duplicate in now.merged_from.difference(&was.merged_from) {
-        pairs.push((*duplicate, id));
+    let named_before = doc::merged_from_of(document, Some(before));
+    for duplicate in doc::merged_from_of(document, None) {
+        if !named_before.contains(&duplicate) {
+            pairs.push((duplicate, id));
+        }
     }
     for (duplicate, kept_id) in pairs {
-        let (Some(dup_stored), Some(kept_stored)) =
-            (tx.record(duplicate, true)?, tx.record(kept_id, true)?)
-        else {
+        let (Some(from), Some(kept)) = (held_case(tx, duplicate)?, held_case(tx, kept_id)?) else {
             continue;
         };
-        let (Ok(dup_document), Ok(kept_document)) = (
-            codec::load(duplicate, &dup_stored.document),
-            codec::load(kept_id, &kept_stored.document),
-        ) else {
-            continue;
-        };
-        let (Ok(from), Ok(mut kept)) = (
-            doc::read_record::<ChildCase>(&dup_document, duplicate),
-            doc::read_record::<ChildCase>(&kept_document, kept_id),
-        ) else {
-            continue;
-        };
+        let mut kept = kept.case;
         // Both sides of the merge here: the duplicate merged into the kept case, which
         // names it.
-        if from.merged_into != Some(kept_id) || !kept.merged_from.contains(&duplicate) {
+        if from.case.merged_into != Some(kept_id) || !kept.merged_from.contains(&duplicate) {
             continue;
         }
-        let Some(taken) = as_the_merge_took_it(&dup_document, duplicate) else {
+        let changes = from.document.get_changes_meta(&[]);
+        let Some(taken) = doc::merge_deps(&from.document, &changes).and_then(|deps| {
+            doc::read_record_at::<ChildCase>(&from.document, duplicate, &deps).ok()
+        }) else {
             continue;
         };
-        if !kept.bring_over(&from, Some(&taken), rules.reference) {
-            continue;
-        }
-        let Some(actor) = tx.hub_actor() else {
-            return Ok(());
-        };
-        match update_record(tx, &actor, ADMIN_AUTHOR, rules.reference, &kept) {
-            Ok(_) => {}
-            Err(e @ (Error::Storage(_) | Error::HubStorage { .. })) => return Err(e),
-            Err(_) => {
-                tracing::warn!(record = %kept_id, "what a merge missed of its duplicate breaks a rule on the case kept: left on the duplicate");
-            }
+        if kept.bring_over(&from.case, Some(&taken), rules.reference) {
+            write_brought_over(
+                tx,
+                rules.reference,
+                &kept,
+                "what a merge missed of its duplicate",
+            )?;
         }
     }
     Ok(())
-}
-
-/// A merged duplicate as the merge took it: read at the dependencies of the change that made
-/// it one.
-fn as_the_merge_took_it(document: &Automerge, id: Uuid) -> Option<ChildCase> {
-    let merge = document.get_changes_meta(&[]).into_iter().find(|change| {
-        doc::merged_into_of(document, Some(&[change.hash])).is_some()
-            && doc::merged_into_of(document, Some(&change.deps)).is_none()
-    })?;
-    doc::read_record_at::<ChildCase>(document, id, &merge.deps).ok()
 }
 
 /// The hub's own user and device ids: the author of the changes the hub makes as its
@@ -3807,11 +3815,6 @@ fn names_kept(
     )
 }
 
-/// Whether a pushed child case's assignee (`identified_by`), if the push sets it to another
-/// user than the sender (a hand-over, or a new case registered for a colleague), is a user the
-/// hub holds who receives the case (`rights::check_assignee`: the rule the phones apply when
-/// they hand a case over). A case assigned to a user of other areas would stay on due lists
-/// no one can act on, and tell that user's phone of a case it may never hold.
 /// Whether a case's changes merge into it a case the hub erased (`merged_from` gains its id):
 /// a supervisor's phone merged the duplicate offline while the child's file was erased on
 /// request. Taken, the kept case would bring back what the merge copied from it — its
@@ -3837,6 +3840,11 @@ fn merges_an_erased_case(
     Ok(false)
 }
 
+/// Whether a pushed child case's assignee (`identified_by`), if the push sets it to another
+/// user than the sender (a hand-over, or a new case registered for a colleague), is a user the
+/// hub holds who receives the case (`rights::check_assignee`: the rule the phones apply when
+/// they hand a case over). A case assigned to a user of other areas would stay on due lists
+/// no one can act on, and tell that user's phone of a case it may never hold.
 fn assignee_receives(
     tx: &mut dyn HubTransaction,
     rules: &Rules<'_>,
