@@ -310,13 +310,13 @@ pub fn foreign_text(text: &str) -> String {
     out
 }
 
-/// What a storage error says: SQLite's words, except for a write the system refused, which
-/// SQLite calls a "disk I/O error" though a full disk is its usual cause (an operator read it
-/// as failing hardware).
 /// What a damaged store's file is told as.
 pub const DAMAGED: &str =
     "the store's file is damaged: restore it from a copy, or remove it and sync again";
 
+/// What a storage error says: SQLite's words, except for a write the system refused, which
+/// SQLite calls a "disk I/O error" though a full disk is its usual cause (an operator read it
+/// as failing hardware).
 pub fn storage_text(e: &rusqlite::Error) -> String {
     use rusqlite::ffi;
     match e.sqlite_error() {
