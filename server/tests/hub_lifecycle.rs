@@ -474,6 +474,90 @@ fn accepted_changes_take_only_their_authors_steps() {
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
 
+/// Work recorded offline under a role its user has lost since (an inspector made a community
+/// monitor, with a labour inspection unsent) is kept for review, not refused for ever and
+/// wiped with the phone; accepted, it is taken as the step of the role they held. A step no
+/// role of the user's ever took stays refused, and nothing of it is kept.
+#[test]
+fn work_done_under_a_role_since_lost_is_kept_for_review() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut supervisor = Device::enrol(dir.path(), &data, "sup", Role::Supervisor, &[DISTRICT], 1);
+    let mut inspector = Device::enrol(dir.path(), &data, "insp", Role::Inspector, &[C01], 2);
+    let mut monitor = Device::enrol(dir.path(), &data, "m", Role::CommunityMonitor, &[C01], 3);
+    let mut hub = Hub::start(&data);
+    for device in [&mut supervisor, &mut inspector, &mut monitor] {
+        device.sync(&hub.url).unwrap();
+    }
+    let place = inspector
+        .store
+        .create(&workplace(area(C01), "Carrière de Bini"))
+        .unwrap();
+    let mut v = visit(area(C01), place.id, inspector.user(), 2);
+    v.kind = VisitKind::LabourInspection;
+    let inspection = inspector.store.create(&v).unwrap();
+    let user = inspector.user().to_string();
+    let out = admin(
+        &data,
+        &["user", "role"],
+        &["--user", &user, "--role", "community-monitor"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The workplace a monitor records too: taken. The inspection: kept for review.
+    let summary = inspector.sync(&hub.url).unwrap();
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    assert_eq!(summary.quarantined, vec![inspection.id], "{summary:?}");
+    assert!(!inspector.has(inspection.id));
+    let (text, entries) = quarantine_list(&data);
+    let entry = entries
+        .iter()
+        .find(|e| e["record"] == inspection.id.to_string())
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(entry["state"], "applies", "{text}");
+    let out = quarantine_accept(
+        &data,
+        entry["entry"].as_i64().unwrap(),
+        Some(supervisor.user()),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    supervisor.sync(&hub.url).unwrap();
+    let taken: Visit = supervisor.store.get(inspection.id).unwrap();
+    assert_eq!(taken.kind, VisitKind::LabourInspection);
+    assert_eq!(taken.visitor_id, inspector.user());
+
+    // A monitor who never was an inspector: the same step, forged past the phone's check,
+    // is refused and kept nowhere.
+    let profile = monitor.store.user_profile().unwrap().unwrap();
+    let as_inspector = vigie_core::rights::UserProfile {
+        role: Role::Inspector,
+        ..profile.clone()
+    };
+    monitor.store.debug_assume_profile(&as_inspector).unwrap();
+    let mut v = visit(area(C01), place.id, monitor.user(), 3);
+    v.kind = VisitKind::LabourInspection;
+    let forged = monitor.store.create(&v).unwrap();
+    monitor.store.debug_assume_profile(&profile).unwrap();
+    let summary = monitor.sync(&hub.url).unwrap();
+    assert_eq!(
+        summary.refused,
+        vec![(forged.id, Refusal::StepNotAllowed)],
+        "{summary:?}"
+    );
+    assert!(summary.quarantined.is_empty(), "{summary:?}");
+    assert!(quarantine_list(&data).1.is_empty());
+    hub.stop();
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}
+
 /// Attack 8: an erased case comes back neither through the hub (an old copy pushed under a
 /// fresh id) nor on a phone (a bundle carrying the old document under a fresh id).
 #[test]

@@ -2469,6 +2469,9 @@ fn refused(reason: impl Into<Refused>) -> PushOutcome {
     PushOutcome::Refused { reason, detail }
 }
 
+/// The rule changes a supervisor rejected in review are refused by (`Refused::rejected_in_review`).
+const REJECTED_IN_REVIEW: &str = "rejected by a supervisor in review: never taken";
+
 /// Why a pushed record is refused: the rule, and the field and its rule's words when the
 /// record's content breaks a rule a phone checks too (`RefusalDetail`), so that the phone can
 /// say which field to correct.
@@ -2509,7 +2512,7 @@ impl Refused {
             reason: Refusal::StepNotAllowed,
             detail: Some(RefusalDetail {
                 field: "changes".into(),
-                rule: "rejected by a supervisor in review: never taken".into(),
+                rule: REJECTED_IN_REVIEW.into(),
             }),
         }
     }
@@ -2603,7 +2606,23 @@ fn accept_push(
                 New::Refused(PushOutcome::Refused {
                     reason: Refusal::OutOfScope,
                     ..
-                }) if !erased && quarantine_new(tx, &rules, entry)? => Ok(PushOutcome::Quarantined),
+                }) if !erased && quarantine_new(tx, &rules, entry, false)? => {
+                    Ok(PushOutcome::Quarantined)
+                }
+                // Made offline under a role its user has lost since (an inspector's visits, now
+                // a monitor; a supervisor's verified case, now an inspector): kept for review
+                // too, where the role they held may be vouched for, rather than refused for
+                // ever and wiped with the phone.
+                New::Refused(PushOutcome::Refused {
+                    reason: Refusal::KindNotAllowed | Refusal::StepNotAllowed,
+                    detail,
+                }) if !erased
+                    && detail.as_ref().is_none_or(|d| d.rule != REJECTED_IN_REVIEW)
+                    && allowed_under_a_former_role(tx, &rules, entry)?
+                    && quarantine_new(tx, &rules, entry, true)? =>
+                {
+                    Ok(PushOutcome::Quarantined)
+                }
                 New::Refused(outcome) => Ok(outcome),
                 // The id of a record the hub held and erased gets the answer of any id the
                 // sender cannot see (changes of its history are answered `Erased` above).
@@ -3337,10 +3356,15 @@ pub const MAX_QUARANTINED_PER_DEVICE: usize = 500;
 /// every change of it was made on that device and names its user (`quarantine_if_held`'s proof
 /// of authorship: a new record has no history to prove more). Returns whether it was kept.
 /// A record filed where its user never worked is refused as any other outside the scope.
+///
+/// With `former`, the record was judged acceptable as its user's work under a role they held
+/// once, with its areas (`allowed_under_a_former_role`): of a kind, and filed where, that role
+/// worked.
 fn quarantine_new(
     tx: &mut dyn HubTransaction,
     rules: &Rules<'_>,
     entry: &PushEntry,
+    former: bool,
 ) -> Result<bool> {
     let mut document = Automerge::new();
     if codec::merge_into(&mut document, entry.id, &entry.changes).is_err()
@@ -3351,7 +3375,7 @@ fn quarantine_new(
     let changes = document.get_changes_meta(&[]);
     let own = !changes.is_empty() && changes.iter().all(|c| made_by_sender(c, rules));
     let record = doc::kind_of(&document)
-        .filter(|kind| rules.scope.kinds().contains(kind))
+        .filter(|kind| former || rules.scope.kinds().contains(kind))
         .and_then(|kind| Some((kind, TypedRecord::read(kind, entry.id, &document).ok()?)));
     let (true, Some((kind, record))) = (own, record) else {
         return Ok(false);
@@ -3367,7 +3391,8 @@ fn quarantine_new(
     // on the phone: whatever they made is held for review, and what was filed where they
     // never worked is listed as breaking a rule, for a supervisor to reject
     // (`quarantine::accept_quarantined`).
-    if !rules.who.areas.is_empty()
+    if !former
+        && !rules.who.areas.is_empty()
         && !held_once(tx, rules.reference, rules.who.user, kind, record.area())?
     {
         return Ok(false);
@@ -3375,10 +3400,49 @@ fn quarantine_new(
     keep_for_review(tx, rules, entry, None, &new, &doc::attachments(&document))
 }
 
+/// Whether, under a role other than the sender's now (with the areas they held with it), its
+/// user would have had a new record taken as it is pushed: the work they did offline before an
+/// administrator changed their role. A step no role of theirs ever took is refused as any
+/// other.
+fn allowed_under_a_former_role(
+    tx: &mut dyn HubTransaction,
+    rules: &Rules<'_>,
+    entry: &PushEntry,
+) -> Result<bool> {
+    let mut document = Automerge::new();
+    if codec::merge_into(&mut document, entry.id, &entry.changes).is_err() {
+        return Ok(false);
+    }
+    let Some(kind) = doc::kind_of(&document) else {
+        return Ok(false);
+    };
+    let area = TypedRecord::read(kind, entry.id, &document)
+        .ok()
+        .and_then(|record| record.area().cloned());
+    drop(document);
+    let held = roles_held(tx, rules.reference, rules.who.user, kind, area.as_ref())?;
+    for (role, areas) in held.into_iter().filter(|(role, _)| *role != rules.who.role) {
+        let who = Principal {
+            role,
+            areas,
+            ..rules.who.clone()
+        };
+        let scope = who.scope(rules.reference);
+        let then = Rules {
+            scope: &scope,
+            who: &who,
+            author_role: role,
+            ..*rules
+        };
+        if let New::Acceptable { .. } = evaluate_new(tx, &then, entry, None)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Whether `user`, in some state of their user record (their role and areas before an
-/// administrator changed them), received records of `kind` filed in `area`: their codes as
-/// the trees in force resolve them, and a code no tree in force holds (a community a new tree
-/// renamed) as the last version that held it did.
+/// administrator changed them), received records of `kind` filed in `area` (`roles_held`).
 pub(crate) fn held_once(
     tx: &mut dyn HubTransaction,
     reference: &ReferenceData,
@@ -3386,19 +3450,40 @@ pub(crate) fn held_once(
     kind: RecordKind,
     area: Option<&Area>,
 ) -> Result<bool> {
+    Ok(!roles_held(tx, reference, user, kind, area)?.is_empty())
+}
+
+/// The roles and areas `user` held, in each state of their user record, in which they received
+/// records of `kind` filed in `area`: its codes as the trees in force resolve them, and a code
+/// no tree in force holds (a community a new tree renamed) as the last version that held it
+/// did. Oldest first, each role and areas once.
+pub(crate) fn roles_held(
+    tx: &mut dyn HubTransaction,
+    reference: &ReferenceData,
+    user: Uuid,
+    kind: RecordKind,
+    area: Option<&Area>,
+) -> Result<Vec<(Role, BTreeSet<String>)>> {
+    let mut held: Vec<(Role, BTreeSet<String>)> = Vec::new();
     let Some(stored) = tx
         .record(user, false)?
         .filter(|s| s.kind == RecordKind::User)
     else {
-        return Ok(false);
+        return Ok(held);
     };
     let Ok(document) = codec::load(user, &stored.document) else {
-        return Ok(false);
+        return Ok(held);
     };
     for change in document.get_changes(&[]) {
         let Ok(then) = doc::read_record_at::<User>(&document, user, &[change.hash()]) else {
             continue;
         };
+        if held
+            .iter()
+            .any(|(role, areas)| *role == then.role && *areas == then.areas)
+        {
+            continue;
+        }
         let scope = rights::Scope::of(then.role, &then.areas, reference);
         let formerly = area.is_some_and(|a| {
             then.areas
@@ -3408,10 +3493,10 @@ pub(crate) fn held_once(
                 .any(|grant| grant.covers(a))
         });
         if scope.receives(kind, area) || (formerly && scope.kinds().contains(&kind)) {
-            return Ok(true);
+            held.push((then.role, then.areas));
         }
     }
-    Ok(false)
+    Ok(held)
 }
 
 /// What pushed bytes would make as a new record, judged on the bytes alone.

@@ -5,7 +5,7 @@
 
 use super::hub::{
     HubLimits, Principal, Rules, admit, changes_file_the_record, held_once, read_record,
-    save_admitted, update_record,
+    roles_held, save_admitted, update_record,
 };
 use crate::codec;
 use crate::doc::{self, ChangeAuthor};
@@ -444,6 +444,59 @@ pub(crate) fn attachment_under_review(
     Ok(None)
 }
 
+/// An entry's changes as a review judges them: the record after them, and where it is filed.
+struct Judged<'a> {
+    kind: RecordKind,
+    stored_kind: Option<RecordKind>,
+    area: Option<&'a Area>,
+    document: &'a Automerge,
+    before: &'a [ChangeHash],
+}
+
+impl Judged<'_> {
+    /// The role whose steps the changes are judged by: their author's now (`rules`), unless
+    /// its rules refuse them and a role the author held where the record is filed
+    /// (`roles_held`) takes them: work done offline before an administrator changed the role
+    /// (an inspector's visit, now a monitor; a supervisor's verification, now an inspector),
+    /// which the reviewer who accepts it vouches for.
+    fn role(
+        &self,
+        tx: &mut dyn HubTransaction,
+        rules: &Rules<'_>,
+        entry: &Quarantined,
+    ) -> Result<Role> {
+        let admitted = |tx: &mut dyn HubTransaction, rules: &Rules<'_>| -> Result<bool> {
+            let admitted = admit(
+                tx,
+                rules,
+                entry.record,
+                self.stored_kind,
+                self.document,
+                self.before,
+            )?;
+            Ok(admitted.is_ok())
+        };
+        if admitted(tx, rules)? {
+            return Ok(rules.author_role);
+        }
+        let held = roles_held(tx, rules.reference, entry.user, self.kind, self.area)?;
+        for (role, _) in held {
+            if role != rules.author_role
+                && admitted(
+                    tx,
+                    &Rules {
+                        author_role: role,
+                        ..*rules
+                    },
+                )?
+            {
+                return Ok(role);
+            }
+        }
+        Ok(rules.author_role)
+    }
+}
+
 /// Describes an entry for its reviewer.
 pub fn describe_quarantined(
     tx: &mut dyn HubTransaction,
@@ -604,6 +657,18 @@ pub fn describe_quarantined(
         return Ok(view);
     };
     let judged = rewritten.as_ref().unwrap_or(&document);
+    let judged_by = Judged {
+        kind,
+        stored_kind,
+        area: view.area_after.as_ref(),
+        document: judged,
+        before: &before,
+    };
+    let author_role = judged_by.role(tx, &rules, entry)?;
+    let rules = Rules {
+        author_role,
+        ..rules
+    };
     if admit(tx, &rules, entry.record, stored_kind, judged, &before)?.is_err()
         || (changes_file_the_record(&document, &before, kind, entry.record)
             && !held_once(tx, &reference, entry.user, kind, view.area_after.as_ref())?)
@@ -792,6 +857,18 @@ pub fn accept_quarantined(
         limits: &review_limits(),
         today: crate::domain::records::Today::by_clock(),
         pushed: false,
+    };
+    let judged_by = Judged {
+        kind,
+        stored_kind: stored.as_ref().map(|s| s.kind),
+        area: filed_after.as_ref(),
+        document: &document,
+        before: &before,
+    };
+    let author_role = judged_by.role(tx, &rules, entry)?;
+    let rules = Rules {
+        author_role,
+        ..rules
     };
     const REFUSED: &str = "the reviewed changes break a rule";
     // A new record has no history before the entry's changes (`before` is empty).
