@@ -681,6 +681,24 @@ fn a_follow_up_seen_two_ways_keeps_the_alert_the_sooner_visit_and_the_case_open(
                 "{due:?}"
             );
         }
+        // Its place in the outbox follows the alert too: the case, touched on the lead's
+        // phone after an ordinary one was recorded, goes up first.
+        let mut ordinary = fourteen(10, lead.user_id());
+        ordinary.case_code = "CASE-15".into();
+        let ordinary = lead.create(&ordinary).unwrap().id;
+        let mut c: ChildCase = lead.get(case.id).unwrap();
+        c.household = "Famille Kouassi, près du puits".into();
+        lead.update(&c).unwrap();
+        let request = lead
+            .hub_sync_request(&sync::SyncOptions::default())
+            .unwrap();
+        let pushed = sync::wire::decode_request(&request, 64 << 20)
+            .unwrap()
+            .push
+            .iter()
+            .map(|p| p.id)
+            .collect::<Vec<_>>();
+        assert_eq!(pushed, vec![case.id, ordinary], "the alerted case first");
         let shown = lead.get::<ChildCase>(case.id).unwrap().followups[&key].situation;
         shown_seen.insert(shown.as_str());
         let refused = lead

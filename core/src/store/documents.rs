@@ -672,11 +672,12 @@ fn write_document(
     index::insert_rows(tx, rowid, record.indexed(&concurrent), &also_named)?;
     let manifest = document.map(doc::attachments).unwrap_or_default();
     // A new record holds no attachment row yet: with no manifest, there is nothing to follow.
+    let urgency = record.urgency(&concurrent);
     if !(fresh && manifest.is_empty()) {
-        attachments::follow_manifest(tx, id, kind, &manifest, record.urgency())?;
+        attachments::follow_manifest(tx, id, kind, &manifest, urgency)?;
     }
     if ctx.queue_for_hub {
-        sync_state::queue_for_hub(tx, id, record.urgency())?;
+        sync_state::queue_for_hub(tx, id, urgency)?;
     }
     // On a device, a reference document received may be a version a record was captured
     // with, or answered, that it lacked: the records it derives are indexed again (a case's
@@ -846,11 +847,14 @@ impl TypedRecord {
         }
     }
 
-    /// Its place in the outbox: the alert severity, 0 when not urgent.
-    fn urgency(&self) -> i64 {
+    /// Its place in the outbox: the severity of the alert its rows raise (a case's by the most
+    /// worrying reading of values side by side, as `indexed`), 0 when not urgent.
+    fn urgency(&self, concurrent: &[Concurrent]) -> i64 {
         match self {
             TypedRecord::Visit(v) => derived::visit_severity(v).map_or(0, |s| s as i64),
-            TypedRecord::ChildCase(c) => derived::case_severity(c).map_or(0, |s| s as i64),
+            TypedRecord::ChildCase(c) => {
+                derived::case_alert_in_conflict(c, concurrent).map_or(0, |(s, _)| s as i64)
+            }
             TypedRecord::Workplace(_) | TypedRecord::User(_) | TypedRecord::Reference => 0,
         }
     }
