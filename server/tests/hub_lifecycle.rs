@@ -558,6 +558,70 @@ fn work_done_under_a_role_since_lost_is_kept_for_review() {
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
 
+/// A supervisor made inspector whose phone validated a visit offline: the step, an edit of a
+/// record still in her areas, is kept for review rather than refused for ever; her phone keeps
+/// the visit as the hub holds it meanwhile, and a colleague's acceptance takes her review.
+#[test]
+fn a_review_made_before_a_demotion_is_kept_for_review() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut demoted = Device::enrol(dir.path(), &data, "sup", Role::Supervisor, &[DISTRICT], 1);
+    let colleague = Device::enrol(dir.path(), &data, "sup-2", Role::Supervisor, &[DISTRICT], 2);
+    let mut monitor = Device::enrol(dir.path(), &data, "m", Role::CommunityMonitor, &[C01], 3);
+    let mut hub = Hub::start(&data);
+    let submitted = monitor
+        .store
+        .create(&visit(area(C01), Uuid::now_v7(), monitor.user(), 3))
+        .unwrap();
+    monitor.sync(&hub.url).unwrap();
+    demoted.sync(&hub.url).unwrap();
+    demoted
+        .store
+        .review_visit(submitted.id, Review::Validate)
+        .unwrap();
+    let user = demoted.user().to_string();
+    let out = admin(
+        &data,
+        &["user", "role"],
+        &["--user", &user, "--role", "inspector"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = demoted.sync(&hub.url).unwrap();
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    assert_eq!(summary.quarantined, vec![submitted.id], "{summary:?}");
+    assert!(summary.removed.is_empty(), "{summary:?}");
+    let held: Visit = demoted.store.get(submitted.id).unwrap();
+    assert_eq!(held.status, VisitStatus::Submitted, "as the hub holds it");
+    assert_eq!(demoted.store.hub_outbox_len().unwrap(), 0);
+
+    let (text, entries) = quarantine_list(&data);
+    assert_eq!(entries.len(), 1, "{text}");
+    assert_eq!(entries[0]["state"], "applies", "{text}");
+    let out = quarantine_accept(
+        &data,
+        entries[0]["entry"].as_i64().unwrap(),
+        Some(colleague.user()),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reviewer = demoted.user();
+    for device in [&mut monitor, &mut demoted] {
+        device.sync(&hub.url).unwrap();
+        let validated: Visit = device.store.get(submitted.id).unwrap();
+        assert_eq!(validated.status, VisitStatus::Validated);
+        assert_eq!(validated.reviewed_by, Some(reviewer));
+    }
+    hub.stop();
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}
+
 /// Attack 8: an erased case comes back neither through the hub (an old copy pushed under a
 /// fresh id) nor on a phone (a bundle carrying the old document under a fresh id).
 #[test]

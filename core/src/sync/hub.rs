@@ -198,14 +198,16 @@ pub fn handle_certified_sync<S: HubStorage + ?Sized>(
     tell_revoked_authors(storage, certifier, who, &request.push, &mut acks, limits)?;
     // A relay told `AuthorRevoked` rebuilds the record on the hub's version: one that never
     // learnt which that is (the record reached it by a bundle, and the hub's copy added
-    // nothing) gets it whole, with its heads, in this answer.
+    // nothing) gets it whole, with its heads, in this answer. So does a device whose changes
+    // of a record still in its scope went to review (a step of a role its user lost): the
+    // record leaves it with them, and comes back as the hub holds it.
     for ack in &acks {
         if matches!(
             ack.outcome,
             PushOutcome::Refused {
                 reason: Refusal::AuthorRevoked,
                 ..
-            }
+            } | PushOutcome::Quarantined
         ) && !request.refetch.contains(&ack.id)
         {
             request.refetch.push(ack.id);
@@ -2773,6 +2775,31 @@ fn update_in_scope(
             {
                 return Ok(PushOutcome::Quarantined);
             }
+            // A step its user took offline under a role they have lost since (a
+            // supervisor's verification, now an inspector): for review, where the role
+            // they held may be vouched for, when it would have taken the edit.
+            Err(reason)
+                if reason.reason == Refusal::StepNotAllowed
+                    && merged.is_none()
+                    && reason.detail.as_ref().is_none_or(|d| {
+                        d.rule != doc::UNSEEN_OPERATIONS && d.rule != REJECTED_IN_REVIEW
+                    })
+                    && under_a_former_role(
+                        tx,
+                        rules,
+                        stored.kind,
+                        stored.area.as_ref(),
+                        &mut |tx, then| {
+                            Ok(
+                                admit(tx, then, entry.id, Some(stored.kind), &document, &before)?
+                                    .is_ok(),
+                            )
+                        },
+                    )?
+                    && quarantine_if_held(tx, rules, entry, &stored, None)? =>
+            {
+                return Ok(PushOutcome::Quarantined);
+            }
             Err(reason) => return Ok(refused(reason)),
         };
         stamp.stamp(tx)?;
@@ -3420,7 +3447,25 @@ fn allowed_under_a_former_role(
         .ok()
         .and_then(|record| record.area().cloned());
     drop(document);
-    let held = roles_held(tx, rules.reference, rules.who.user, kind, area.as_ref())?;
+    under_a_former_role(tx, rules, kind, area.as_ref(), &mut |tx, then| {
+        Ok(matches!(
+            evaluate_new(tx, then, entry, None)?,
+            New::Acceptable { .. }
+        ))
+    })
+}
+
+/// Whether `taken` holds under the rules of a role the sender's user held where records of
+/// `kind` filed in `area` were theirs (`roles_held`), other than their role now, with the
+/// areas they held with it.
+fn under_a_former_role(
+    tx: &mut dyn HubTransaction,
+    rules: &Rules<'_>,
+    kind: RecordKind,
+    area: Option<&Area>,
+    taken: &mut dyn FnMut(&mut dyn HubTransaction, &Rules<'_>) -> Result<bool>,
+) -> Result<bool> {
+    let held = roles_held(tx, rules.reference, rules.who.user, kind, area)?;
     for (role, areas) in held.into_iter().filter(|(role, _)| *role != rules.who.role) {
         let who = Principal {
             role,
@@ -3434,7 +3479,7 @@ fn allowed_under_a_former_role(
             author_role: role,
             ..*rules
         };
-        if let New::Acceptable { .. } = evaluate_new(tx, &then, entry, None)? {
+        if taken(tx, &then)? {
             return Ok(true);
         }
     }
