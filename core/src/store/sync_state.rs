@@ -193,13 +193,40 @@ pub(crate) fn refused_ids(conn: &Connection) -> Result<HashSet<Uuid>> {
     Ok(ids)
 }
 
-/// A refused record stays in the outbox, behind the others, so that it never blocks the queue.
+/// A refused record stays in the outbox, behind the others, so that it never blocks the queue:
+/// queued after every record it holds (`after_the_outbox`), also when the clock went back.
 pub(crate) fn queue_behind(tx: &Transaction, id: Uuid) -> Result<()> {
-    tx.execute(
-        "UPDATE sync_outbox SET queued_ms = ?2, priority = 0 WHERE record_id = ?1",
-        params![id.as_bytes(), Utc::now().timestamp_millis()],
-    )?;
+    let after = after_the_outbox(tx)?;
+    tx.prepare_cached("UPDATE sync_outbox SET queued_ms = ?2, priority = 0 WHERE record_id = ?1")?
+        .execute(params![id.as_bytes(), after])?;
     Ok(())
+}
+
+/// A time, in the outbox's milliseconds, after every record it holds was queued: now, or just
+/// past the latest if the clock went back.
+pub(crate) fn after_the_outbox(conn: &Connection) -> Result<i64> {
+    let latest: Option<i64> = conn
+        .prepare_cached("SELECT max(queued_ms) FROM sync_outbox")?
+        .query_row([], |r| r.get(0))?;
+    let now = Utc::now().timestamp_millis();
+    Ok(latest.map_or(now, |latest| now.max(latest.saturating_add(1))))
+}
+
+/// Whether the outbox holds a record queued before `since` (set behind since, a record is
+/// queued after it) that is not among `carried`.
+pub(crate) fn queued_before(
+    conn: &Connection,
+    since: i64,
+    carried: &dyn Fn(Uuid) -> bool,
+) -> Result<bool> {
+    let mut stmt = conn.prepare_cached("SELECT record_id FROM sync_outbox WHERE queued_ms < ?1")?;
+    let mut rows = stmt.query([since])?;
+    while let Some(row) = rows.next()? {
+        if !carried(uuid_of(&row.get::<_, Vec<u8>>(0)?)?) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Offers every record this device may push (workplaces, visits, child cases) to the hub again,

@@ -192,6 +192,9 @@ const INCARNATION_KEY: &str = "hub_incarnation";
 const MAX_PUSHED_RECORDS: usize = 1000;
 /// Present while a walk of the whole scope is under way (`walks_whole_scope`).
 const WALK_KEY: &str = "hub_walk";
+/// When the exchanges whose pushes all stayed began (`more_behind`), as little-endian
+/// milliseconds of the outbox's clock; none after an exchange that moved a push.
+const STAYED_SINCE_KEY: &str = "hub_pushes_stayed_since";
 /// The page a session starts at after one was cut (`link_page`), as little-endian bytes.
 const LINK_PAGE_KEY: &str = "hub_link_page";
 /// The smallest page a session falls back to (the hub answers at least as much).
@@ -433,6 +436,8 @@ fn apply_response(
     pushed: &std::collections::HashMap<Uuid, Vec<[u8; 32]>>,
 ) -> Result<SyncReport> {
     let tx = merging.tx;
+    // Records this answer sets behind in the outbox are queued after this.
+    let answered_at = sync_state::after_the_outbox(tx)?;
     let clock_offset_seconds = response.hub_now_ms.and_then(clock_offset_seconds);
     if let Some(hub_now_ms) = response.hub_now_ms {
         sync_state::set_hub_clock(tx, hub_now_ms)?;
@@ -571,6 +576,11 @@ fn apply_response(
             &mut report,
         )
     })?;
+    // A record whose changes went to review and that is still the user's came back whole,
+    // as the hub holds it: it did not leave after all.
+    report.removed.retain(|r| {
+        r.why != Removal::Quarantined || !response.records.iter().any(|e| e.id == r.id)
+    });
     for Tombstone { id, roots } in &response.tombstones {
         erase(tx, *id, &change_hashes(roots), &mut report)?;
     }
@@ -638,7 +648,39 @@ fn apply_response(
         }
         report.more = !report.rebuilt.is_empty() || sync_state::outbox_len(tx)? > stayed;
     }
+    if pushes_moved || pushed.is_empty() {
+        sync_state::delete_meta(tx, STAYED_SINCE_KEY)?;
+    } else if !report.more && report.push_retry_in_seconds.is_none() {
+        report.more = more_behind(tx, pushed, answered_at)?;
+    }
     Ok(report)
+}
+
+/// Whether another exchange would push records none of the exchanges whose pushes all stayed
+/// (refused, waiting for their author: each set behind the others) has carried yet: a
+/// colleague's bundle relayed here filled the message ahead of the user's own cases, and an
+/// app repeating while `more` stopped with them unsent. Each such exchange carries records
+/// not tried since the first (they come first in the outbox), so the repetition ends. Not
+/// when a pushed record stayed where it was (nothing set it behind: it would come first
+/// again).
+fn more_behind(
+    tx: &Transaction,
+    pushed: &std::collections::HashMap<Uuid, Vec<[u8; 32]>>,
+    answered_at: i64,
+) -> Result<bool> {
+    let since = match sync_state::get_meta(tx, STAYED_SINCE_KEY)? {
+        Some(bytes) => bytes
+            .try_into()
+            .map(i64::from_le_bytes)
+            .unwrap_or(answered_at),
+        None => {
+            sync_state::set_meta(tx, STAYED_SINCE_KEY, &answered_at.to_le_bytes())?;
+            answered_at
+        }
+    };
+    let carried = |id: Uuid| pushed.contains_key(&id);
+    let stayed_in_place = sync_state::queued_before(tx, since, &|id| !carried(id))?;
+    Ok(!stayed_in_place && sync_state::queued_before(tx, since, &carried)?)
 }
 
 /// Removes a record from the store, if it holds it, and reports it; true if it did.
