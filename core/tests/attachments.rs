@@ -214,6 +214,74 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
+/// A file captured on the phone and damaged on its storage (a flipped byte, a cut, a cleaner
+/// app that deleted it) fails alone, named, and the session uploads the others: it stopped
+/// every transfer of the phone, session after session, with no attachment marked.
+#[test]
+fn a_damaged_file_on_the_phone_fails_its_own_upload_only() {
+    let (_dir, mut hub, mut devices) = world(&[MONITOR]);
+    let mut a = devices.remove(0);
+    let visit = new_visit(&mut a);
+    let contents: Vec<Vec<u8>> = (1..=4u8).map(|n| pdf(&[n; 150_000])).collect();
+    let ids: Vec<Uuid> = contents
+        .iter()
+        .map(|data| {
+            a.store
+                .add_attachment(visit.id, &document(), &data[..])
+                .unwrap()
+                .id
+        })
+        .collect();
+    sync(&mut a, &mut hub);
+    let file_of = |id: Uuid| {
+        attachment_files(&a.store)
+            .into_iter()
+            .find(|p| p.file_name().unwrap().to_string_lossy() == id.simple().to_string())
+            .expect("the phone's file")
+    };
+    let mut bytes = std::fs::read(file_of(ids[0])).unwrap();
+    bytes[70_000] ^= 1;
+    std::fs::write(file_of(ids[0]), bytes).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(file_of(ids[1]))
+        .unwrap()
+        .set_len(1000)
+        .unwrap();
+    std::fs::remove_file(file_of(ids[2])).unwrap();
+
+    // Tried again each session (storage put back may read again), failing alone each time.
+    for session in 0..2 {
+        let summary = transfer(&mut a, &mut hub, &AttachmentSyncOptions::default());
+        let uploaded = if session == 0 { vec![ids[3]] } else { vec![] };
+        assert_eq!(summary.uploaded, uploaded, "{summary:?}");
+        let mut failed: Vec<Uuid> = summary.failed.iter().map(|(id, _)| *id).collect();
+        failed.sort();
+        let mut expected = ids[..3].to_vec();
+        expected.sort();
+        assert_eq!(failed, expected, "{summary:?}");
+        assert!(
+            summary
+                .failed
+                .iter()
+                .all(|(_, why)| *why == TransferRefusal::CapturedFileUnreadable)
+        );
+    }
+    let state = a.store.record_sync_state(visit.id).unwrap();
+    assert_eq!(
+        (state.attachments_failed, state.attachments_pending_upload),
+        (3, 0)
+    );
+    for info in a.store.attachments(visit.id).unwrap() {
+        if info.attachment.id == ids[3] {
+            assert_eq!(info.state, AttachmentState::Uploaded);
+        } else {
+            assert_eq!(info.state, AttachmentState::Failed);
+            assert!(info.failure.unwrap().contains("capture it again"));
+        }
+    }
+}
+
 fn attachment_files(store: &Store) -> Vec<std::path::PathBuf> {
     let mut name = store.path().as_os_str().to_owned();
     name.push(".attachments");

@@ -112,6 +112,13 @@ pub enum TransferRefusal {
     /// earlier versions decode no other: an unknown one failed their whole sync.
     #[error("the chunk does not fit the attachment, or the file is not of its declared type")]
     BadChunk,
+    /// The file captured on this device cannot be read (damaged or deleted on its storage):
+    /// capture it again. Said by the device of its own upload, never by a hub; tried again
+    /// each session (storage taken out and put back reads again).
+    #[error(
+        "the file captured on this device cannot be read (damaged or deleted): capture it again"
+    )]
+    CapturedFileUnreadable,
 }
 
 impl TransferRefusal {
@@ -132,6 +139,7 @@ impl TransferRefusal {
             TransferRefusal::RecordTooLarge { .. } => "record_too_large",
             TransferRefusal::HashMismatch => "hash_mismatch",
             TransferRefusal::BadChunk => "bad_chunk",
+            TransferRefusal::CapturedFileUnreadable => "captured_file_unreadable",
         }
     }
 }
@@ -599,27 +607,41 @@ impl Store {
     }
 
     /// The next request of `transfer`; `probe`: an empty upload chunk, asking what the hub
-    /// holds.
-    fn transfer_request(&self, transfer: &Transfer, chunk: usize, probe: bool) -> Result<Vec<u8>> {
+    /// holds. None for an upload whose file, captured here, does not read (damaged, deleted
+    /// on the phone's storage): it fails alone, and the session goes on with the others.
+    fn transfer_request(
+        &self,
+        transfer: &Transfer,
+        chunk: usize,
+        probe: bool,
+    ) -> Result<Option<Vec<u8>>> {
         let row = attachments::row(&self.conn, transfer.id)?.ok_or(Error::NotFound {
             kind: None,
             id: transfer.id,
         })?;
         let request = if transfer.upload {
             let offset = row.confirmed - row.confirmed % sealed::SEGMENT as u64;
-            let mut reader = sealed::open_at(
-                &attachments::file_path(self.path(), transfer.id),
-                &row.key,
-                transfer.id,
-                offset,
-            )?;
             let len = if probe {
                 0
             } else {
                 chunk.min((row.size - offset.min(row.size)) as usize)
             };
-            let mut bytes = vec![0u8; len];
-            std::io::Read::read_exact(&mut reader, &mut bytes)?;
+            let read = || -> std::io::Result<Vec<u8>> {
+                let mut reader = sealed::open_at(
+                    &attachments::file_path(self.path(), transfer.id),
+                    &row.key,
+                    transfer.id,
+                    offset,
+                )?;
+                let mut bytes = vec![0u8; len];
+                std::io::Read::read_exact(&mut reader, &mut bytes)?;
+                Ok(bytes)
+            };
+            let Ok(bytes) = read() else {
+                // No path or content in the log: the id is enough to find it.
+                tracing::warn!(attachment = %transfer.id, "an attachment's file captured here does not read");
+                return Ok(None);
+            };
             AttachmentRequest::Upload {
                 record: transfer.record,
                 id: transfer.id,
@@ -634,7 +656,18 @@ impl Store {
                 max_bytes: chunk as u32,
             }
         };
-        Ok(encode_request(&request))
+        Ok(Some(encode_request(&request)))
+    }
+
+    /// Marks an upload whose captured file does not read as failed, with why.
+    fn unreadable(&mut self, id: Uuid, summary: &mut AttachmentSummary) -> Result<()> {
+        let reason = TransferRefusal::CapturedFileUnreadable;
+        summary.failed.push((id, reason));
+        let tx = self.conn.transaction()?;
+        attachments::set_state(&tx, id, AttachmentState::Failed, Some(failure_text(reason)))?;
+        attachments::set_in_flight(&tx, id, false)?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// Applies the hub's answer to a transfer request. Returns whether the transfer goes on
@@ -795,6 +828,9 @@ fn failure_text(reason: TransferRefusal) -> &'static str {
         TransferRefusal::BadChunk => {
             "the hub refused a chunk, or the file as not of its declared type"
         }
+        TransferRefusal::CapturedFileUnreadable => {
+            "the file captured on this device cannot be read: capture it again"
+        }
     }
 }
 
@@ -859,10 +895,11 @@ pub fn sync_attachments(
                 let Some(row) = attachments::row(&s.conn, transfer.id)? else {
                     return Ok(None);
                 };
-                Ok(Some((
-                    s.transfer_request(&transfer, chunk, probe)?,
-                    row.confirmed,
-                )))
+                let Some(request) = s.transfer_request(&transfer, chunk, probe)? else {
+                    s.unreadable(transfer.id, &mut summary)?;
+                    return Ok(None);
+                };
+                Ok(Some((request, row.confirmed)))
             })?;
             let Some((request, confirmed)) = request else {
                 break;
