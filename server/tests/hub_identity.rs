@@ -1055,6 +1055,61 @@ fn a_colleague_s_allowance_pays_for_her_own_changes_not_those_she_relays() {
     );
 }
 
+/// A phone reset and set up again with a reissued token (what README says to do for a
+/// reinstalled app), whose new child's case a colleague carried before: the case never comes
+/// from the new store, and the hub keeps it for review as the reset phone's user's work,
+/// rather than refusing it to the colleague, whose only way out was to discard it.
+#[test]
+fn a_reset_phones_work_a_colleague_carried_is_kept_for_review() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut reset = Device::enrol(dir.path(), &data, "m1", Role::CommunityMonitor, &[C01], 1);
+    let mut mate = Device::enrol(dir.path(), &data, "m2", Role::CommunityMonitor, &[C01], 2);
+    let supervisor = add_user(&data, "Superviseure", Role::Supervisor, &[DISTRICT]);
+    let mut hub = Hub::start(&data);
+    certify(&hub, &mut [&mut reset, &mut mate]);
+    let new = reset
+        .store
+        .create(&child(area(C01), NAME, reset.user()))
+        .unwrap()
+        .id;
+    peer(&mut reset, &mut mate).unwrap();
+    let token = reissue(&data, reset.token.device);
+    let mut again = Device::open(
+        dir.path(),
+        "m1-again",
+        &token,
+        Role::CommunityMonitor,
+        &[C01],
+        5,
+    );
+    again.sync(&hub.url).unwrap();
+
+    mate.sync(&hub.url).unwrap();
+    let (text, entries) = quarantine_list(&data);
+    assert_eq!(entries.len(), 1, "{text}");
+    assert_eq!(entries[0]["record"], new.to_string(), "{text}");
+    assert_eq!(
+        entries[0]["device"],
+        reset.token.device.to_string(),
+        "{text}"
+    );
+    assert_eq!(entries[0]["user"], reset.user().to_string(), "{text}");
+    assert_eq!(entries[0]["state"], "applies", "{text}");
+    let number = entries[0]["entry"].as_i64().unwrap();
+    let out = common::lifecycle::quarantine_accept(&data, number, Some(supervisor));
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    for phone in [&mut again, &mut mate] {
+        phone.sync(&hub.url).unwrap();
+        let child: ChildCase = phone.store.get(new).unwrap();
+        assert_eq!(child.name, NAME);
+        assert_eq!(phone.store.hub_outbox_len().unwrap(), 0);
+        assert!(phone.store.refused_records().unwrap().is_empty());
+    }
+    hub.stop();
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}
+
 /// A monitor's phone lost after it passed her work to colleagues in peer sessions — a new
 /// child's case and a note on a case the hub holds to one colleague (who then edits that case
 /// too), the same and a follow-up recorded since to another — and revoked: the colleagues'

@@ -347,9 +347,9 @@ fn tell_revoked_authors<S: HubStorage + ?Sized>(
     if !acks.iter().any(waits) {
         return Ok(Vec::new());
     }
-    let revoked = match certifier {
-        Some(certifier) => revoked_devices(certifier)?,
-        None => HashMap::new(),
+    let (revoked, users) = match certifier {
+        Some(certifier) => (revoked_devices(certifier)?, devices_users(certifier)?),
+        None => (HashMap::new(), HashMap::new()),
     };
     let mut carried = Vec::new();
     for ack in acks.iter_mut().filter(|ack| waits(ack)) {
@@ -369,20 +369,23 @@ fn tell_revoked_authors<S: HubStorage + ?Sized>(
                 let Some(device) = doc::device_of_actor(&actor) else {
                     continue;
                 };
-                if revoked.contains_key(&device) {
-                    of_revoked.insert(device);
-                // An edit made at an older version is under an actor derived from the store's
-                // (`transaction_at`): the store's own, not another's.
-                } else if tx
-                    .device_actor(device)?
-                    .is_some_and(|current| current != bounds::isolated_base(actor.to_bytes()))
+                // Revoked (a lost phone), or syncing from another store since (an edit made at
+                // an older version is under an actor derived from the store's, by
+                // `transaction_at`: the store's own): a phone reset, its token reissued, whose
+                // work a colleague carried before. Either way its changes never come from it,
+                // and they are kept for review as its user's work (a forged actor in its name
+                // is for the reviewer to tell apart, as with a lost phone's).
+                if revoked.contains_key(&device)
+                    || tx
+                        .device_actor(device)?
+                        .is_some_and(|current| current != bounds::isolated_base(actor.to_bytes()))
                 {
-                    return Ok(Never::Other);
+                    of_revoked.insert(device);
                 }
             }
             let mut of_revoked = of_revoked.into_iter();
             Ok(match (of_revoked.next(), of_revoked.next()) {
-                (Some(device), None) => match revoked.get(&device).copied().flatten() {
+                (Some(device), None) => match users.get(&device).copied().flatten() {
                     Some(user) => Never::Revoked(ChangeAuthor { user, device }),
                     None => Never::Other,
                 },
@@ -412,11 +415,25 @@ fn tell_revoked_authors<S: HubStorage + ?Sized>(
 fn revoked_devices(
     certifier: &Certifier<'_>,
 ) -> std::result::Result<HashMap<Uuid, Option<Uuid>>, HubError> {
+    registered_users(certifier, true)
+}
+
+/// Each device, revoked or not, with the user its last certificate names.
+fn devices_users(
+    certifier: &Certifier<'_>,
+) -> std::result::Result<HashMap<Uuid, Option<Uuid>>, HubError> {
+    registered_users(certifier, false)
+}
+
+fn registered_users(
+    certifier: &Certifier<'_>,
+    revoked_only: bool,
+) -> std::result::Result<HashMap<Uuid, Option<Uuid>>, HubError> {
     Ok(certifier
         .registry
         .devices()?
         .into_iter()
-        .filter(|d| d.revoked)
+        .filter(|d| d.revoked || !revoked_only)
         .map(|d| {
             let user = d
                 .certificate
@@ -518,7 +535,8 @@ fn made_by(
 enum Never {
     No,
     /// Of one revoked device (a lost phone's, passed on by a peer or a bundle before it was
-    /// reported), made by its user: kept for a supervisor's review.
+    /// reported), or of a store of one since reset (its token reissued), made by its user:
+    /// kept for a supervisor's review.
     Revoked(ChangeAuthor),
     /// Of a store since reset, rejected in review, or refused from their author.
     Other,
