@@ -426,6 +426,9 @@ fn names_and_one_line_fields_are_short_plain_lines() {
     for (field, value) in [
         ("guardian", "Aya\r\nKouamé".to_string()),
         ("guardian", "\u{200b}\u{200b}".to_string()),
+        // Spaces alone look empty, and an export counted the guardian as recorded.
+        ("guardian", "   ".to_string()),
+        ("guardian", "\u{a0}".to_string()),
         ("household", "Aya ".repeat(31)),
         ("activity", "Aya\u{202d}".into()),
     ] {

@@ -211,11 +211,10 @@ pub(crate) fn optional_line(
     if !is_one_line(value, max_chars) {
         return Err(ValidationError::new(field, one_line_rule(value, max_chars)));
     }
-    // Invisible characters alone: a value that looks empty and is not (an owner no one can
-    // read, nor find).
-    if value.chars().any(shows_nothing)
-        && value.chars().all(|c| c.is_whitespace() || shows_nothing(c))
-    {
+    // Spaces or invisible characters alone: a value that looks empty and is not (an owner no
+    // one can read, nor find; a guardian counted as recorded in an export whose cell shows
+    // nothing).
+    if !value.is_empty() && value.chars().all(|c| c.is_whitespace() || shows_nothing(c)) {
         return Err(ValidationError::new(
             field,
             "must be empty or hold a character that shows",
