@@ -530,6 +530,54 @@ mod tests {
         }
     }
 
+    /// A field the bindings name in a refusal of an app's input (a query's dates, a bundle's
+    /// recipients) is labelled in both languages, as every record field is: a French user read
+    /// "until date : doit être…".
+    #[test]
+    fn every_field_the_bindings_refuse_has_a_label_in_both_languages() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bindings/src");
+        let callers = [
+            "validation(",
+            "id_opt(",
+            "instant_opt(",
+            "id(",
+            "id_arg_opt(",
+            "date(",
+            "count(",
+            "unsigned(",
+        ];
+        let mut fields = std::collections::BTreeSet::new();
+        for entry in std::fs::read_dir(root).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            for caller in callers {
+                for (at, _) in text.match_indices(caller) {
+                    let before = text[..at].chars().next_back();
+                    if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                        continue;
+                    }
+                    let rest = text[at + caller.len()..].trim_start();
+                    if let Some(literal) = rest.strip_prefix('"')
+                        && let Some((field, _)) = literal.split_once('"')
+                    {
+                        fields.insert(field.to_string());
+                    }
+                }
+            }
+        }
+        assert!(fields.contains("started_before"), "{fields:?}");
+        // Named in a list of pairs, not a call.
+        fields.extend(["from_date".to_string(), "until_date".to_string()]);
+        let mut missing = Vec::new();
+        for field in &fields {
+            for lang in ["fr", "en"] {
+                if vigie_core::messages::field_label(field, lang).is_none() {
+                    missing.push(format!("{lang}: {field}"));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "no label for {missing:?}");
+    }
+
     #[test]
     fn every_code_the_pages_show_has_a_label_in_both_languages() {
         use vigie_core::domain::codes::*;
