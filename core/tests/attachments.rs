@@ -1269,6 +1269,10 @@ fn erasure_removes_every_byte_of_an_attachment_everywhere() {
         s.store.read_attachment(entry.id),
         Err(Error::AttachmentNotFound { id }) if id == entry.id
     ));
+    assert!(matches!(
+        s.store.request_attachment(entry.id),
+        Err(Error::AttachmentNotFound { id }) if id == entry.id
+    ));
 }
 
 /// A case merged into another takes no file from anyone who saw the merge: the case kept

@@ -536,7 +536,7 @@ impl Store {
     /// from the start, an upload if the limits the hub published last allow it, else
     /// `Error::Attachment` with the limit it is over (`FileTooLarge`, `RecordTooLarge`).
     pub fn request_attachment(&mut self, id: Uuid) -> Result<()> {
-        let row = attachments::row(&self.conn, id)?.ok_or(Error::NotFound { kind: None, id })?;
+        let row = attachments::row(&self.conn, id)?.ok_or(Error::AttachmentNotFound { id })?;
         if row.state == AttachmentState::Failed && attachments::is_upload(&self.conn, id)? {
             let limits = attachments::limits(&self.conn)?;
             if row.size > limits.max_file_bytes {
