@@ -808,7 +808,7 @@ pub(crate) fn due_before(
     scope: Option<&Scope>,
     kind: Option<RecordKind>,
 ) -> Result<Walked<DueItem>> {
-    let f = due_filter(area, assignee, before, scope, kind);
+    let f = due_filter(area, assignee, before, scope, kind, today_ms(conn)?);
     let (tail, params) = f.finish_in(&DUE_ORDER, slice)?;
     let sql = format!(
         "SELECT r.id, d.kind, d.due_ms, (SELECT uuid FROM referenced_ids WHERE id = d.assignee), (SELECT code FROM area_codes WHERE id = d.district), (SELECT code FROM area_codes WHERE id = d.community), {}
@@ -836,7 +836,7 @@ pub(crate) fn due_count(
     scope: Option<&Scope>,
     kind: Option<RecordKind>,
 ) -> Result<u64> {
-    due_filter(area, assignee, before, scope, kind).count(conn, "due_index d")
+    due_filter(area, assignee, before, scope, kind, today_ms(conn)?).count(conn, "due_index d")
 }
 
 /// The rows of `due_index d` that `due_before` lists.
@@ -846,6 +846,7 @@ fn due_filter(
     before: NaiveDate,
     scope: Option<&Scope>,
     kind: Option<RecordKind>,
+    today_ms: i64,
 ) -> Filter {
     let mut f = Filter::default();
     f.area("d", area);
@@ -859,7 +860,7 @@ fn due_filter(
     f.add("d.due_ms < ?", midnight_ms(before));
     // Today, whatever day the list runs to: a follow-up due before the birthday is due until
     // the child is 18, as a case's alert stands until then.
-    f.add("(d.adult_ms IS NULL OR d.adult_ms > ?)", today_ms());
+    f.add("(d.adult_ms IS NULL OR d.adult_ms > ?)", today_ms);
     f.add_all(&VISIT_DUE_ANSWERED, Vec::new());
     f
 }
@@ -892,9 +893,15 @@ const ALERT_IN_FORCE: &str = "(a.adult_ms IS NULL OR a.adult_ms > ?)";
 
 /// Today at midnight, the day alert rows are judged against: the device's own day, as a
 /// verification is dated (a phone west of UTC would otherwise drop a child turned 18 from its
-/// alerts the evening before the birthday).
-fn today_ms() -> i64 {
-    midnight_ms(chrono::Local::now().date_naive())
+/// alerts the evening before the birthday), by its clock as the last sync set it right
+/// (`sync_state::judged_now_ms`).
+fn today_ms(conn: &Connection) -> Result<i64> {
+    let now = crate::store::sync_state::judged_now_ms(conn)?;
+    let day = chrono::DateTime::from_timestamp_millis(now).map_or_else(
+        || chrono::Local::now().date_naive(),
+        |t| t.with_timezone(&chrono::Local).date_naive(),
+    );
+    Ok(midnight_ms(day))
 }
 
 /// Alerts: the most urgent first, the latest first within each urgency.
@@ -909,7 +916,7 @@ pub(crate) fn alerts(
     slice: Slice<'_>,
     scope: Option<&Scope>,
 ) -> Result<Walked<Alert>> {
-    let f = alert_filter(area, scope);
+    let f = alert_filter(area, scope, today_ms(conn)?);
     let (tail, params) = f.finish_in(&ALERT_ORDER, slice)?;
     let sql = format!(
         "SELECT r.id, a.kind, a.severity, a.at_ms, (SELECT code FROM area_codes WHERE id = a.district), (SELECT code FROM area_codes WHERE id = a.community), {}
@@ -936,15 +943,15 @@ pub(crate) fn alert_count(
     area: &Option<AreaFilter>,
     scope: Option<&Scope>,
 ) -> Result<u64> {
-    alert_filter(area, scope).count(conn, "alert_index a")
+    alert_filter(area, scope, today_ms(conn)?).count(conn, "alert_index a")
 }
 
 /// The rows of `alert_index a` that `alerts` lists.
-fn alert_filter(area: &Option<AreaFilter>, scope: Option<&Scope>) -> Filter {
+fn alert_filter(area: &Option<AreaFilter>, scope: Option<&Scope>, today_ms: i64) -> Filter {
     let mut f = Filter::default();
     f.area("a", area);
     f.within_kinds("a", scope);
-    f.add(ALERT_IN_FORCE, today_ms());
+    f.add(ALERT_IN_FORCE, today_ms);
     f
 }
 
@@ -1653,7 +1660,7 @@ pub(crate) fn places(
     f.add("a.at_ms >= ?", from);
     f.add("a.at_ms < ?", until);
     f.add_all("c.workplace IS NOT NULL", Vec::new());
-    f.add(ALERT_IN_FORCE, today_ms());
+    f.add(ALERT_IN_FORCE, today_ms(conn)?);
     f.within("c", RecordKind::ChildCase, Some(scope));
     let sql = format!(
         "SELECT (SELECT uuid FROM referenced_ids WHERE id = c.workplace), max(a.severity)

@@ -49,10 +49,49 @@ pub(crate) fn hub_clock(conn: &Connection) -> Result<Option<i64>> {
         .map(i64::from_le_bytes))
 }
 
-/// Keeps `hub_now_ms`, the hub's time in the answer being applied: the last one counts, so
-/// that a hub whose clock ran ahead, once set right, is believed again at the next sync.
+/// Keeps `hub_now_ms`, the hub's time in the answer being applied, and this device's clock's
+/// then: the last one counts, so that a hub whose clock ran ahead, once set right, is believed
+/// again at the next sync.
 pub(crate) fn set_hub_clock(tx: &Transaction, hub_now_ms: i64) -> Result<()> {
-    set_meta(tx, HUB_CLOCK_KEY, &hub_now_ms.to_le_bytes())
+    let mut bytes = hub_now_ms.to_le_bytes().to_vec();
+    bytes.extend(Utc::now().timestamp_millis().to_le_bytes());
+    set_meta(tx, HUB_CLOCK_KEY, &bytes)
+}
+
+/// The time the lists of derived facts are judged at (an alert ends on the child's 18th
+/// birthday): this device's clock, set right by what the last sync told of it
+/// (`judged_now`). A phone whose clock ran two years ahead dropped a 16-year-old's alert.
+pub(crate) fn judged_now_ms(conn: &Connection) -> Result<i64> {
+    let told = get_meta(conn, HUB_CLOCK_KEY)?.and_then(|b| {
+        let hub = i64::from_le_bytes(b.get(..8)?.try_into().ok()?);
+        let device = b
+            .get(8..16)
+            .and_then(|d| d.try_into().ok())
+            .map(i64::from_le_bytes);
+        Some((hub, device))
+    });
+    Ok(judged_now(Utc::now().timestamp_millis(), told))
+}
+
+/// `device_now`, judged against the hub's time at the last sync and the device's then
+/// (`told`; the device's is unknown for a time an earlier version kept): a clock that ran
+/// ahead of the hub's then is taken back by as much, while it reads no earlier than the hub
+/// did (set right since, it reads what it says); a clock behind the hub's last time reads at
+/// least that.
+fn judged_now(device_now: i64, told: Option<(i64, Option<i64>)>) -> i64 {
+    let Some((hub, device_then)) = told else {
+        return device_now;
+    };
+    if let Some(ahead) = device_then
+        .map(|then| then.saturating_sub(hub))
+        .filter(|ahead| *ahead > crate::domain::records::CLOCK_TOLERANCE_MS)
+    {
+        let set_back = device_now.saturating_sub(ahead);
+        if set_back >= hub {
+            return set_back;
+        }
+    }
+    device_now.max(hub)
 }
 
 /// This device's today for its own writes (`own`) or what it receives from peers: its clock,
@@ -498,4 +537,37 @@ fn uuid_of(bytes: &[u8]) -> Result<Uuid> {
         id: Uuid::nil(),
         reason: "a record id in the store is not 16 bytes".into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::judged_now;
+
+    const DAY: i64 = 86_400_000;
+
+    #[test]
+    fn a_clock_is_judged_by_what_the_last_sync_told_of_it() {
+        let hub = 1_800_000_000_000;
+        // Never synced, or right at the sync: the clock.
+        assert_eq!(judged_now(hub + DAY, None), hub + DAY);
+        assert_eq!(
+            judged_now(hub + DAY, Some((hub, Some(hub + 1000)))),
+            hub + DAY
+        );
+        // Two years ahead at the sync, a day later by it: the real day after.
+        let ahead = 730 * DAY;
+        assert_eq!(
+            judged_now(hub + ahead + DAY, Some((hub, Some(hub + ahead)))),
+            hub + DAY
+        );
+        // Set right since: it reads what it says.
+        assert_eq!(
+            judged_now(hub + DAY, Some((hub, Some(hub + ahead)))),
+            hub + DAY
+        );
+        // Fallen back to 2000 after the sync, or a time kept by an earlier version: no earlier
+        // than the hub's last time.
+        assert_eq!(judged_now(946_684_800_000, Some((hub, Some(hub)))), hub);
+        assert_eq!(judged_now(946_684_800_000, Some((hub, None))), hub);
+    }
 }

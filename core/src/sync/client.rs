@@ -412,10 +412,7 @@ fn device_clock() -> wire::DeviceClock {
     }
 }
 
-/// How far a device's clock may differ from its hub's before a sync says so, and the hub's
-/// default allowance for a change's time (`HubLimits::clock_skew_ms`): far beyond a slow
-/// link's delay.
-pub const CLOCK_TOLERANCE_MS: i64 = 10 * 60 * 1000;
+use crate::domain::records::CLOCK_TOLERANCE_MS;
 
 /// How far this device's clock runs ahead of the hub's, which answered at `hub_now_ms`, in
 /// seconds; none within `CLOCK_TOLERANCE_MS`. A phone whose clock went back to 2000 when its

@@ -81,7 +81,7 @@ impl Default for HubLimits {
             max_push_records: 5_000,
             max_refetch_records: 1_000,
             max_response_bytes: 4 * 1024 * 1024,
-            clock_skew_ms: super::client::CLOCK_TOLERANCE_MS,
+            clock_skew_ms: crate::domain::records::CLOCK_TOLERANCE_MS,
             attachments: AttachmentLimits::default(),
             max_push_time: std::time::Duration::from_secs(5),
             // A district's 15,000 records are some 45,000 changes, some 12 MB of them.

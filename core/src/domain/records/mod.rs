@@ -315,6 +315,11 @@ struct WrongClock {
 /// date): no phone of Vigie's ran then.
 pub(crate) const EARLIEST_PLAUSIBLE_MS: i64 = 1_577_836_800_000; // 2020-01-01
 
+/// How far a device's clock may differ from its hub's before a sync says so, and the hub's
+/// default allowance for a change's time (`HubLimits::clock_skew_ms`): far beyond a slow
+/// link's delay.
+pub const CLOCK_TOLERANCE_MS: i64 = 10 * 60 * 1000;
+
 /// How far behind a time its hub told it a device's clock may read before its day is taken as
 /// wrong: beyond any time zone (a clock's UTC instant does not depend on the zone) and any
 /// drift between two syncs.
