@@ -1172,6 +1172,13 @@ fn cases_are_found_by_their_code() {
     assert_eq!(found("7"), only(3));
     assert_eq!(found("ab%_-7"), only(3));
     assert_eq!(found("Q-99999999999999999999"), only(4));
+    // However the phone's keyboard or a pasted report wrote its digits and dashes.
+    assert_eq!(found("\u{664}"), only(0));
+    assert_eq!(found("\u{6f4}\u{6f0}"), only(1));
+    assert_eq!(found("\u{ff14}"), only(0));
+    assert_eq!(found("ＣＩ－Ｒ１－Ｄ１－Ｃ０１－０００００４"), only(0));
+    assert_eq!(found("C01\u{2011}000004"), only(0));
+    assert_eq!(found("CI-R1-D1-C01-٠٠٠٠٤٠"), only(1));
     // Past SQLite's integers, no number is read as the largest one.
     for nothing in [
         "C01-00004",

@@ -232,6 +232,38 @@ fn fold_char(c: char) -> &'static str {
 /// names hold one are indexed again at the upgrade (`store::schema::Rederive::NamesWith`).
 pub(crate) const NEWLY_FOLDED_AT_33: &str = "əǝƏƎŋŊɲƝɓƁɗƊɖƉđĐƙƘƴƳƒƑɣƔʋƲɩƖıʊƱ";
 
+/// A case code as a person typed it, in the form codes are written (printable ASCII, upper
+/// case, no space): compatibility forms as what they stand for (full-width letters and
+/// digits), a digit of any script as its ASCII digit (Arabic-Indic digits, as Arabic keyboards
+/// in Chad, Mauritania or Sudan type them), and any dash as `-` (a non-breaking hyphen pasted
+/// from a report).
+pub fn fold_code(typed: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    typed
+        .nfkc()
+        .filter(|c| !c.is_whitespace() && !shows_nothing(*c))
+        .map(|c| match c {
+            '\u{2010}'..='\u{2015}' | '\u{2212}' | '\u{fe58}' | '\u{fe63}' | '\u{ff0d}' => '-',
+            c => ascii_digit(c).unwrap_or(c),
+        })
+        .collect::<String>()
+        .to_ascii_uppercase()
+}
+
+/// The ASCII digit a decimal digit of another script stands for.
+fn ascii_digit(c: char) -> Option<char> {
+    // The zero of each block of ten decimal digits the field's scripts use.
+    const ZEROS: [u32; 16] = [
+        0x0660, 0x06F0, 0x07C0, 0x0966, 0x09E6, 0x0A66, 0x0AE6, 0x0B66, 0x0BE6, 0x0C66, 0x0CE6,
+        0x0D66, 0x0E50, 0x0ED0, 0x1040, 0x17E0,
+    ];
+    let code = u32::from(c);
+    ZEROS
+        .iter()
+        .find(|zero| (**zero..**zero + 10).contains(&code))
+        .and_then(|zero| char::from_digit(code - zero, 10))
+}
+
 /// A name folded for comparison: lower case, accents removed, anything but letters and digits
 /// a separator, words separated by one space ("N'Guessan  Éric" → "n guessan eric"). However
 /// the name was typed: an accent as its own mark after the letter (as some keyboards and pasted

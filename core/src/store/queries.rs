@@ -703,11 +703,7 @@ pub(crate) fn child_cases(
     f.add_opt("c.status = ?", q.status.map(|s| s as i64));
     f.add_opt("c.classification = ?", q.classification.map(|c| c as i64));
     if let Some(code) = &q.code {
-        let typed: String = code
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect::<String>()
-            .to_ascii_uppercase();
+        let typed = crate::domain::derived::fold_code(code);
         if typed.is_empty() {
             return Ok(Walked::default());
         }
