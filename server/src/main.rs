@@ -411,6 +411,18 @@ enum UserCommand {
         #[arg(long, value_enum)]
         role: RoleArg,
     },
+    /// Correct a user's name (misspelt, or changed by marriage): their records, devices and
+    /// history stay theirs (they are known by id); their devices learn it at their next sync.
+    Rename {
+        #[command(flatten)]
+        hub: HubData,
+        /// The user (an id, from `vigie user list`).
+        #[arg(long)]
+        user: Uuid,
+        /// The name as it should read (1 to 120 characters, on one line).
+        #[arg(long)]
+        name: String,
+    },
     /// Give every child case assigned to a user (`identified_by`: whose due lists and
     /// alerts it fills) to another, who takes over their work (a monitor who left or moved).
     /// A case outside the successor's role and areas stays, and is listed. Prints one JSON
@@ -1064,6 +1076,36 @@ fn run(cli: Cli) -> Result<(), String> {
                 &from_command_line(&role_code(role)),
             );
             done(&format!("user {user}: role {}", role_name(role)));
+            Ok(())
+        }
+        Command::User {
+            command: UserCommand::Rename { hub, user, name },
+        } => {
+            let backend = hub.open()?;
+            let reference = backend.reference().map_err(|e| e.to_string())?;
+            let Some(mut record) = backend.user(user).map_err(|e| e.to_string())? else {
+                return Err(format!("no such user: {user}"));
+            };
+            record.name = name.clone();
+            record.check(&reference).map_err(user_refused)?;
+            // Checked again in the change's transaction, should the record change meanwhile.
+            let changed = backend.change_user(user, &|record| {
+                record.name = name.clone();
+                Ok(record.check(&reference).map_err(ValidationError::from)?)
+            });
+            match changed {
+                Ok((before, _)) if before.name == name => {
+                    return Err(format!("user {user} has this name already"));
+                }
+                Ok(_) => {}
+                Err(vigie_core::Error::NotFound { .. }) => {
+                    return Err(format!("no such user: {user}"));
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+            // The name is no journal's: the entry says a rename was made, by whom.
+            journal(&*backend, None, "user_rename", Some(user), COMMAND_LINE);
+            done(&format!("user {user}: renamed"));
             Ok(())
         }
         Command::User {

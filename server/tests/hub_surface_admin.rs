@@ -55,6 +55,44 @@ fn users_and_devices_are_listed_deactivated_and_reissued() {
         "supervisor"
     );
 
+    // A name corrected (misspelt, changed by marriage): the same user, by id; a name that
+    // breaks the rule of names, or the same name again, is refused.
+    let monitor_id = monitor.user().to_string();
+    let out = admin(
+        &data,
+        &[
+            "user",
+            "rename",
+            "--user",
+            &monitor_id,
+            "--name",
+            "Aïcha Koné-Traoré",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let users = admin_lines(&data, &["user", "list"]);
+    assert_eq!(
+        line_of(&users, "id", monitor.user())["name"],
+        "Aïcha Koné-Traoré"
+    );
+    for name in ["", "Aïcha\nKoné", "Aïcha Koné-Traoré"] {
+        let out = admin(
+            &data,
+            &["user", "rename", "--user", &monitor_id, "--name", name],
+        );
+        assert!(!out.status.success(), "{name:?}");
+    }
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let out = admin(
+        &data,
+        &["user", "rename", "--user", &unknown, "--name", "Awa"],
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such user"));
+
     // Devices: enrolled, never seen, not revoked.
     let devices = admin_lines(&data, &["device", "list"]);
     assert_eq!(devices.len(), 3);
