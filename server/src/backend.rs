@@ -271,6 +271,10 @@ pub(crate) fn erase_in<S: HubStorage + ?Sized>(
 ) -> Result<ErasedRecords, Error> {
     storage.in_transaction(&mut |tx| {
         let who = acting_user(tx, by, "erasing")?;
+        // Two `vigie erase` of one record at once (a script run again after a timeout): the
+        // second sees the first's tombstone, rather than the record gone and taken for an id
+        // never held.
+        tx.one_at_a_time_on(record)?;
         if tx.is_erased(record)? {
             return Err(Error::NotAllowed {
                 rule: ERASED_ALREADY.into(),

@@ -240,6 +240,8 @@ const SEQ_LOCK: i64 = 0x7669_6769_6573_6571; // "vigieseq"
 const PUBLISH_LOCK: i64 = 0x7669_6769_6570_7562; // "vigiepub"
 /// The lock that lets one process at a time create or migrate the schema.
 const SCHEMA_LOCK: i64 = 0x7669_6769_6573_6368; // "vigiesch"
+/// The class of the locks taken on one record's id (`one_at_a_time_on`).
+const RECORD_LOCK_CLASS: i32 = 0x7669_6765; // "vige"
 /// Migrations in order; migration `i` takes the schema from version `i` to `i + 1`. A shipped
 /// migration is never edited: a change to the schema is a new file. The version is kept in
 /// `vigie_meta` (`schema_version`). A migration that needs the hub to rewrite rows has a
@@ -2023,6 +2025,20 @@ impl HubTransaction for PgTransaction<'_> {
             .iter()
             .map(|row| (row.get(0), row.get(1)))
             .collect())
+    }
+
+    fn one_at_a_time_on(&mut self, id: Uuid) -> Result<()> {
+        // A lock of the pair (class, key): apart from the single-key locks above.
+        // Two ids may share a key: one waits for the other, no more.
+        let (high, low) = id.as_u64_pair();
+        let key = (high ^ low ^ ((high ^ low) >> 32)) as i32;
+        self.tx
+            .execute(
+                "SELECT pg_advisory_xact_lock($1, $2)",
+                &[&RECORD_LOCK_CLASS, &key],
+            )
+            .map_err(storage_error)?;
+        Ok(())
     }
 
     fn is_erased(&mut self, id: Uuid) -> Result<bool> {

@@ -622,6 +622,91 @@ fn a_review_made_before_a_demotion_is_kept_for_review() {
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
 
+/// Three `vigie erase` of one case at once (an operator, and a script run again after a
+/// timeout): one erases it, the others say it was erased already; none takes the id for one
+/// the hub never held, nor journals such an erasure (on PostgreSQL the record's row, gone
+/// when the second looked, read as never held).
+#[test]
+fn erasures_of_one_case_at_once_are_one_erasure() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut monitor = plain_device(dir.path(), &data, "monitor", Role::CommunityMonitor, &[C01]);
+    let supervisor = plain_device(dir.path(), &data, "sup", Role::Supervisor, &[DISTRICT]);
+    let mut hub = Hub::start(&data);
+    let cases: Vec<Uuid> = (0..3)
+        .map(|n| {
+            let name = format!("Enfant {n}");
+            monitor
+                .store
+                .create(&child(area(C01), &name, monitor.user()))
+                .unwrap()
+                .id
+        })
+        .collect();
+    monitor.sync(&hub.url).unwrap();
+    let by = supervisor.user().to_string();
+    for case in &cases {
+        let record = case.to_string();
+        let outs: Vec<std::process::Output> = std::thread::scope(|scope| {
+            let racers: Vec<_> = (0..3)
+                .map(|_| {
+                    let (data, record, by) = (&data, &record, &by);
+                    scope.spawn(move || {
+                        admin(
+                            data,
+                            &["erase"],
+                            &[
+                                "--record",
+                                record,
+                                "--by",
+                                by,
+                                "--reason",
+                                "consent_withdrawn",
+                            ],
+                        )
+                    })
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        let said: Vec<String> = outs
+            .iter()
+            .map(|o| {
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                )
+            })
+            .collect();
+        assert_eq!(
+            said.iter().filter(|s| s.contains("erased case")).count(),
+            1,
+            "{said:?}"
+        );
+        assert_eq!(
+            said.iter().filter(|s| s.contains("erased already")).count(),
+            2,
+            "{said:?}"
+        );
+        let journal = common::surface::admin_lines(&data, &["audit", "--record", &record]);
+        assert!(
+            journal.iter().all(|l| l["action"] != "erase_unheld"),
+            "{journal:?}"
+        );
+        // Journaled once, by the command that erased it (the others found its entry).
+        assert_eq!(
+            journal
+                .iter()
+                .filter(|l| l["action"] == "case_erase")
+                .count(),
+            1,
+            "{journal:?}"
+        );
+    }
+    hub.stop();
+}
+
 /// Attack 8: an erased case comes back neither through the hub (an old copy pushed under a
 /// fresh id) nor on a phone (a bundle carrying the old document under a fresh id).
 #[test]
