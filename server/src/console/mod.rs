@@ -961,6 +961,10 @@ pub enum Held<'a> {
     SameDetail,
 }
 
+/// How many times (a tenth of a second apart) `journal_found_done` looks again for the entry
+/// of an action another process may have just done.
+const FOUND_DONE_WAITS: usize = 20;
+
 /// Journals `action` on `record` as found done (`FOUND_DONE` after the action's `detail`, if
 /// any, marked as the command line's when `command_line`) unless the log holds an entry of it
 /// (`held`): a revocation, an erasure or a review whose process stopped before its entry is in
@@ -974,7 +978,7 @@ pub fn journal_found_done(
     command_line: bool,
 ) -> bool {
     let storage = backend.console();
-    let held = match held {
+    let is_held = || match held {
         Held::SameDetail => storage.audited(action, record, Some(detail)),
         Held::AnyOf(also) => std::iter::once(action)
             .chain(also.iter().copied())
@@ -982,6 +986,17 @@ pub fn journal_found_done(
                 Ok::<_, Error>(held || storage.audited(a, record, None)?)
             }),
     };
+    // Another process (a second `vigie erase` of the same case, run at once) may have done it
+    // a moment ago and be writing its entry after its commit: given a moment, it is found
+    // there rather than journaled twice, the second in the wrong person's name.
+    let mut held = is_held();
+    for _ in 0..FOUND_DONE_WAITS {
+        if !matches!(held, Ok(false)) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        held = is_held();
+    }
     match held {
         Ok(true) => true,
         Ok(false) => {
