@@ -1395,6 +1395,27 @@ fn a_refused_follow_up_or_referral_says_which_input_is_wrong() {
     }
 }
 
+/// A form value whose bytes are not UTF-8 (no browser sends one; a hand-made request does) is
+/// refused, not saved with "�" in place of each bad byte.
+#[test]
+fn a_form_that_is_not_utf8_is_refused_and_nothing_saved() {
+    let s = setup();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let case = case_receiving_services(&s, dir.path(), None);
+    let mut browser = signed_in(&s, "sup.octets");
+    let page = format!("/console/cases/{case}");
+    let before = browser.get(&page).body.matches("\u{fffd}").count();
+    let csrf = browser.get(&page).csrf();
+    let today = chrono::Local::now().date_naive().to_string();
+    let answer = browser.post_encoded(
+        &format!("{page}/referral"),
+        format!("csrf={csrf}&service=education&provider=%ED%A0%80x&date={today}"),
+    );
+    assert_eq!(answer.status, 400, "{}", answer.body);
+    let after = browser.get(&page).body;
+    assert_eq!(after.matches('\u{fffd}').count(), before, "{after}");
+}
+
 #[test]
 fn a_known_browser_cookie_the_hub_did_not_give_is_not_adopted() {
     let s = setup();

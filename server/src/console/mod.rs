@@ -755,15 +755,54 @@ where
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let headers = request.headers().clone();
-        match Form::<T>::from_request(request, state).await {
+        let (method, uri) = (request.method().clone(), request.uri().clone());
+        let bad_form = || error_page(&headers, StatusCode::BAD_REQUEST, "error.bad_form");
+        let Ok(body) = axum::body::Bytes::from_request(request, state).await else {
+            return Err(bad_form());
+        };
+        // A value whose bytes are not UTF-8 (no browser sends one) is refused, not read with
+        // each bad byte replaced by "�" and saved so on the record.
+        if !form_is_utf8(&body) || !form_is_utf8(uri.query().unwrap_or_default().as_bytes()) {
+            return Err(bad_form());
+        }
+        let mut again = Request::new(axum::body::Body::from(body));
+        *again.method_mut() = method;
+        *again.uri_mut() = uri;
+        *again.headers_mut() = headers.clone();
+        match Form::<T>::from_request(again, state).await {
             Ok(Form(fields)) => Ok(Posted(fields)),
-            Err(_) => Err(error_page(
-                &headers,
-                StatusCode::BAD_REQUEST,
-                "error.bad_form",
-            )),
+            Err(_) => Err(bad_form()),
         }
     }
+}
+
+/// Whether every name and value of a URL-encoded form decodes to UTF-8.
+fn form_is_utf8(body: &[u8]) -> bool {
+    body.split(|b| *b == b'&').all(|pair| {
+        let mut decoded = Vec::with_capacity(pair.len());
+        let mut i = 0;
+        while i < pair.len() {
+            match pair[i] {
+                b'%' => {
+                    let hex = pair
+                        .get(i + 1..i + 3)
+                        .and_then(|h| std::str::from_utf8(h).ok())
+                        .and_then(|h| u8::from_str_radix(h, 16).ok());
+                    match hex {
+                        Some(byte) => {
+                            decoded.push(byte);
+                            i += 3;
+                            continue;
+                        }
+                        None => decoded.push(b'%'),
+                    }
+                }
+                other => decoded.push(other),
+            }
+            i += 1;
+        }
+        std::str::from_utf8(&decoded).is_ok()
+    })
 }
 
 /// What a signed-in user may do in the console.
@@ -1413,6 +1452,28 @@ mod download_turn_tests {
         drop((first, theirs));
         for turn in queued {
             drop(turn.await.expect("each in turn"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod form_tests {
+    use super::form_is_utf8;
+
+    #[test]
+    fn a_form_whose_bytes_are_not_utf8_is_told_apart() {
+        for good in [
+            &b"provider=%C3%89cole+de+Bouak%C3%A9&csrf=abc"[..],
+            b"name=A%C3%AFcha&notes=",
+            b"q=100%25",
+            b"q=%zz",
+            b"",
+        ] {
+            assert!(form_is_utf8(good), "{}", String::from_utf8_lossy(good));
+        }
+        // A lone surrogate in UTF-8, a cut sequence, a Latin-1 byte.
+        for bad in [&b"provider=%ED%A0%80x"[..], b"name=A%C3", b"name=%E9cole"] {
+            assert!(!form_is_utf8(bad), "{}", String::from_utf8_lossy(bad));
         }
     }
 }

@@ -153,6 +153,11 @@ impl Browser {
     }
 
     pub fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        self.post_encoded(path, form_encode(fields))
+    }
+
+    /// A form body as given, encoded already (what no browser sends, too).
+    pub fn post_encoded(&mut self, path: &str, body: String) -> Page {
         let mut request = self
             .agent
             .post(format!("{}{path}", self.base))
@@ -162,9 +167,7 @@ impl Browser {
         for (k, v) in &self.extra {
             request = request.header(k, v);
         }
-        let response = request
-            .send(form_encode(fields))
-            .expect("POST reaches the hub");
+        let response = request.send(body).expect("POST reaches the hub");
         self.read(response)
     }
 
