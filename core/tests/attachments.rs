@@ -214,6 +214,30 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
+/// `n` documents of `size` bytes each (each of its own bytes), attached to `record` on `d`:
+/// their contents and ids.
+fn documents_on(d: &mut Device, record: Uuid, n: u8, size: usize) -> (Vec<Vec<u8>>, Vec<Uuid>) {
+    let contents: Vec<Vec<u8>> = (1..=n).map(|b| pdf(&vec![b; size])).collect();
+    let ids = contents
+        .iter()
+        .map(|data| {
+            d.store
+                .add_attachment(record, &document(), &data[..])
+                .unwrap()
+                .id
+        })
+        .collect();
+    (contents, ids)
+}
+
+/// The sealed file of attachment `id` in `store`'s attachment directory.
+fn sealed_file_of(store: &Store, id: Uuid) -> std::path::PathBuf {
+    attachment_files(store)
+        .into_iter()
+        .find(|p| p.file_name().unwrap().to_string_lossy() == id.simple().to_string())
+        .expect("the attachment's file")
+}
+
 /// A file captured on the phone and damaged on its storage (a flipped byte, a cut, a cleaner
 /// app that deleted it) fails alone, named, and the session uploads the others: it stopped
 /// every transfer of the phone, session after session, with no attachment marked.
@@ -222,23 +246,9 @@ fn a_damaged_file_on_the_phone_fails_its_own_upload_only() {
     let (_dir, mut hub, mut devices) = world(&[MONITOR]);
     let mut a = devices.remove(0);
     let visit = new_visit(&mut a);
-    let contents: Vec<Vec<u8>> = (1..=4u8).map(|n| pdf(&[n; 150_000])).collect();
-    let ids: Vec<Uuid> = contents
-        .iter()
-        .map(|data| {
-            a.store
-                .add_attachment(visit.id, &document(), &data[..])
-                .unwrap()
-                .id
-        })
-        .collect();
+    let (_, ids) = documents_on(&mut a, visit.id, 4, 150_000);
     sync(&mut a, &mut hub);
-    let file_of = |id: Uuid| {
-        attachment_files(&a.store)
-            .into_iter()
-            .find(|p| p.file_name().unwrap().to_string_lossy() == id.simple().to_string())
-            .expect("the phone's file")
-    };
+    let file_of = |id: Uuid| sealed_file_of(&a.store, id);
     let mut bytes = std::fs::read(file_of(ids[0])).unwrap();
     bytes[70_000] ^= 1;
     std::fs::write(file_of(ids[0]), bytes).unwrap();
@@ -1310,16 +1320,7 @@ fn a_damaged_file_on_the_hub_refuses_its_own_download_only() {
     let (_dir, mut hub, mut devices) = world(&[MONITOR, SUPERVISOR]);
     let (mut a, mut s) = (devices.remove(0), devices.remove(0));
     let visit = new_visit(&mut a);
-    let contents: Vec<Vec<u8>> = (1..=3u8).map(|n| pdf(&[n; 200_000])).collect();
-    let ids: Vec<Uuid> = contents
-        .iter()
-        .map(|data| {
-            a.store
-                .add_attachment(visit.id, &document(), &data[..])
-                .unwrap()
-                .id
-        })
-        .collect();
+    let (contents, ids) = documents_on(&mut a, visit.id, 3, 200_000);
     sync(&mut a, &mut hub);
     assert_eq!(
         transfer(&mut a, &mut hub, &AttachmentSyncOptions::default())
@@ -1327,13 +1328,7 @@ fn a_damaged_file_on_the_hub_refuses_its_own_download_only() {
             .len(),
         3
     );
-    let file_of = |id: Uuid| {
-        attachment_files(&hub)
-            .into_iter()
-            .find(|p| p.file_name().unwrap().to_string_lossy() == id.simple().to_string())
-            .expect("the hub's file")
-    };
-    let (cut, altered) = (file_of(ids[0]), file_of(ids[1]));
+    let (cut, altered) = (sealed_file_of(&hub, ids[0]), sealed_file_of(&hub, ids[1]));
     std::fs::OpenOptions::new()
         .write(true)
         .open(&cut)

@@ -2309,6 +2309,23 @@ fn the_hub_refuses_the_days_a_clock_never_set_gave() {
     assert!(hub.get::<ChildCase>(by_the_clock.id).is_err());
 }
 
+/// Exchanges the bytes as an app does itself (`hub_sync_request`, the hub, `hub_sync_apply`)
+/// while the report says `more`, at most `most` times (more fails the test: the report kept
+/// saying more). Returns how many exchanges were made.
+fn exchange_while_more(device: &mut Device, hub: &mut Store, most: usize) -> usize {
+    let small = small_pages();
+    for exchanges in 1..=most {
+        let request = device.store.hub_sync_request(&small).unwrap();
+        let response = hub
+            .hub_handle(&device.principal, &request, &HubLimits::default())
+            .unwrap();
+        if !device.store.hub_sync_apply(&response, &small).unwrap().more {
+            return exchanges;
+        }
+    }
+    panic!("the report kept saying more after {most} exchanges");
+}
+
 /// Records the hub refuses that fill the first message ahead of the user's own (filed where
 /// the monitor does not work, by an app that did not check; a colleague's bundle waiting for
 /// its author is set behind the same way): an app repeating while the report says `more`
@@ -2334,43 +2351,13 @@ fn exchanging_bytes_goes_on_past_a_message_of_records_that_stay() {
     for n in 30..60 {
         own.push(monitor.store.create(&record("CI-R1-D1-C01", n)).unwrap().id);
     }
-    let small = small_pages();
-    let principal = monitor.principal.clone();
-    let mut exchanges = 0;
-    loop {
-        exchanges += 1;
-        assert!(exchanges < 100, "the report kept saying more");
-        let request = monitor.store.hub_sync_request(&small).unwrap();
-        let response = hub
-            .hub_handle(&principal, &request, &HubLimits::default())
-            .unwrap();
-        let report = monitor.store.hub_sync_apply(&response, &small).unwrap();
-        if !report.more {
-            break;
-        }
-    }
+    let exchanges = exchange_while_more(&mut monitor, &mut hub, 100);
     for id in &own {
         assert!(hub.get::<ChildCase>(*id).is_ok(), "{exchanges} exchanges");
     }
     assert_eq!(monitor.store.hub_outbox_len().unwrap(), elsewhere.len());
     // Repeated again, it carries what stays until each was tried once, then says no more.
-    let mut again = 0;
-    loop {
-        again += 1;
-        assert!(again <= elsewhere.len(), "the report kept saying more");
-        let request = monitor.store.hub_sync_request(&small).unwrap();
-        let response = hub
-            .hub_handle(&principal, &request, &HubLimits::default())
-            .unwrap();
-        if !monitor
-            .store
-            .hub_sync_apply(&response, &small)
-            .unwrap()
-            .more
-        {
-            break;
-        }
-    }
+    exchange_while_more(&mut monitor, &mut hub, elsewhere.len());
 }
 
 /// An app that exchanges the bytes itself and repeats while the report says `more` sends its
@@ -2393,33 +2380,9 @@ fn exchanging_bytes_while_the_report_says_more_sends_the_whole_outbox() {
         c.notes = format!("Travaille au champ de cacao après l'école ({n}).");
         monitor.store.create(&c).unwrap();
     }
-    let small = small_pages();
-    let principal = monitor.principal.clone();
-    let mut exchanges = 0;
-    loop {
-        exchanges += 1;
-        assert!(exchanges < 200, "the report kept saying more");
-        let request = monitor.store.hub_sync_request(&small).unwrap();
-        let response = hub
-            .hub_handle(&principal, &request, &HubLimits::default())
-            .unwrap();
-        let report = monitor.store.hub_sync_apply(&response, &small).unwrap();
-        if !report.more {
-            break;
-        }
-    }
+    let exchanges = exchange_while_more(&mut monitor, &mut hub, 200);
     assert!(exchanges > 2, "{exchanges} exchanges");
     assert_eq!(monitor.store.hub_outbox_len().unwrap(), 0);
     // With nothing to send, one exchange says no more.
-    let request = monitor.store.hub_sync_request(&small).unwrap();
-    let response = hub
-        .hub_handle(&principal, &request, &HubLimits::default())
-        .unwrap();
-    assert!(
-        !monitor
-            .store
-            .hub_sync_apply(&response, &small)
-            .unwrap()
-            .more
-    );
+    assert_eq!(exchange_while_more(&mut monitor, &mut hub, 1), 1);
 }

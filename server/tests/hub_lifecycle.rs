@@ -450,22 +450,7 @@ fn accepted_changes_take_only_their_authors_steps() {
         supervisor.sync(&hub.url).unwrap().quarantined,
         vec![submitted.id]
     );
-    let (text, entries) = quarantine_list(&data);
-    let entry = entries
-        .iter()
-        .find(|e| e["record"] == submitted.id.to_string())
-        .unwrap_or_else(|| panic!("{text}"));
-    assert_eq!(entry["state"], "applies", "{text}");
-    let out = quarantine_accept(
-        &data,
-        entry["entry"].as_i64().unwrap(),
-        Some(colleague.user()),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    accept_entry_of(&data, submitted.id, colleague.user());
     visitor.sync(&hub.url).unwrap();
     let validated: Visit = visitor.store.get(submitted.id).unwrap();
     assert_eq!(validated.status, VisitStatus::Validated);
@@ -496,39 +481,14 @@ fn work_done_under_a_role_since_lost_is_kept_for_review() {
     let mut v = visit(area(C01), place.id, inspector.user(), 2);
     v.kind = VisitKind::LabourInspection;
     let inspection = inspector.store.create(&v).unwrap();
-    let user = inspector.user().to_string();
-    let out = admin(
-        &data,
-        &["user", "role"],
-        &["--user", &user, "--role", "community-monitor"],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    set_role(&data, inspector.user(), "community-monitor");
 
     // The workplace a monitor records too: taken. The inspection: kept for review.
     let summary = inspector.sync(&hub.url).unwrap();
     assert!(summary.refused.is_empty(), "{summary:?}");
     assert_eq!(summary.quarantined, vec![inspection.id], "{summary:?}");
     assert!(!inspector.has(inspection.id));
-    let (text, entries) = quarantine_list(&data);
-    let entry = entries
-        .iter()
-        .find(|e| e["record"] == inspection.id.to_string())
-        .unwrap_or_else(|| panic!("{text}"));
-    assert_eq!(entry["state"], "applies", "{text}");
-    let out = quarantine_accept(
-        &data,
-        entry["entry"].as_i64().unwrap(),
-        Some(supervisor.user()),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    accept_entry_of(&data, inspection.id, supervisor.user());
     supervisor.sync(&hub.url).unwrap();
     let taken: Visit = supervisor.store.get(inspection.id).unwrap();
     assert_eq!(taken.kind, VisitKind::LabourInspection);
@@ -579,17 +539,7 @@ fn a_review_made_before_a_demotion_is_kept_for_review() {
         .store
         .review_visit(submitted.id, Review::Validate)
         .unwrap();
-    let user = demoted.user().to_string();
-    let out = admin(
-        &data,
-        &["user", "role"],
-        &["--user", &user, "--role", "inspector"],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    set_role(&data, demoted.user(), "inspector");
     let summary = demoted.sync(&hub.url).unwrap();
     assert!(summary.refused.is_empty(), "{summary:?}");
     assert_eq!(summary.quarantined, vec![submitted.id], "{summary:?}");
@@ -598,19 +548,8 @@ fn a_review_made_before_a_demotion_is_kept_for_review() {
     assert_eq!(held.status, VisitStatus::Submitted, "as the hub holds it");
     assert_eq!(demoted.store.hub_outbox_len().unwrap(), 0);
 
-    let (text, entries) = quarantine_list(&data);
-    assert_eq!(entries.len(), 1, "{text}");
-    assert_eq!(entries[0]["state"], "applies", "{text}");
-    let out = quarantine_accept(
-        &data,
-        entries[0]["entry"].as_i64().unwrap(),
-        Some(colleague.user()),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(quarantine_list(&data).1.len(), 1);
+    accept_entry_of(&data, submitted.id, colleague.user());
     let reviewer = demoted.user();
     for device in [&mut monitor, &mut demoted] {
         device.sync(&hub.url).unwrap();

@@ -21,6 +21,33 @@ pub fn admin(data: &Path, command: &[&str], rest: &[&str]) -> std::process::Outp
     vigie_output(&args)
 }
 
+/// `vigie user role`: gives the user this role (`inspector`, `community-monitor`, ...).
+pub fn set_role(data: &Path, user: Uuid, role: &str) {
+    let user = user.to_string();
+    let out = admin(data, &["user", "role"], &["--user", &user, "--role", role]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Accepts, as supervisor `by`, the entry kept for review of `record`, which must apply.
+pub fn accept_entry_of(data: &Path, record: Uuid, by: Uuid) {
+    let (text, entries) = quarantine_list(data);
+    let entry = entries
+        .iter()
+        .find(|e| e["record"] == record.to_string())
+        .unwrap_or_else(|| panic!("no entry of {record}: {text}"));
+    assert_eq!(entry["state"], "applies", "{text}");
+    let out = quarantine_accept(data, entry["entry"].as_i64().unwrap(), Some(by));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `vigie user areas`: gives the user these areas.
 pub fn set_areas(data: &Path, user: Uuid, areas: &[&str]) {
     let user = user.to_string();
