@@ -1110,6 +1110,73 @@ fn a_reset_phones_work_a_colleague_carried_is_kept_for_review() {
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
 
+/// The reset phone's work built on a colleague's she has not synced yet (her new case, which
+/// the reset phone referred): the carrier's push waits for her, rather than keep her case for
+/// review as the reset phone's user's work (her own sync of it was then refused for good, and
+/// her follow-up lost); once she synced, the referral alone goes to review, and all of it is on
+/// the hub after.
+#[test]
+fn a_reset_phones_work_on_a_colleagues_unsent_case_waits_for_her() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut maker = Device::enrol(dir.path(), &data, "m0", Role::CommunityMonitor, &[C01], 1);
+    let mut reset = Device::enrol(dir.path(), &data, "m1", Role::CommunityMonitor, &[C01], 2);
+    let mut carrier = Device::enrol(dir.path(), &data, "m2", Role::CommunityMonitor, &[C01], 3);
+    let supervisor = add_user(&data, "Superviseure", Role::Supervisor, &[DISTRICT]);
+    let mut hub = Hub::start(&data);
+    certify(&hub, &mut [&mut maker, &mut reset, &mut carrier]);
+    let today = chrono::Local::now().date_naive();
+    let case = maker
+        .store
+        .create(&child(area(C01), NAME, maker.user()))
+        .unwrap()
+        .id;
+    peer(&mut maker, &mut reset).unwrap();
+    reset
+        .store
+        .refer_case(case, Referral::new(ServiceKind::Education, "École", today))
+        .unwrap();
+    let mut c: ChildCase = maker.store.get(case).unwrap();
+    c.followups.insert(
+        uuid::Uuid::now_v7(),
+        FollowUp::new(today, FollowUpSituation::StillWorking, None),
+    );
+    maker.store.update(&c).unwrap();
+    peer(&mut reset, &mut carrier).unwrap();
+    let token = reissue(&data, reset.token.device);
+    let mut again = Device::open(
+        dir.path(),
+        "m1-again",
+        &token,
+        Role::CommunityMonitor,
+        &[C01],
+        5,
+    );
+    again.sync(&hub.url).unwrap();
+
+    let summary = carrier.sync(&hub.url).unwrap();
+    assert_eq!(summary.awaiting_author, vec![case], "{summary:?}");
+    assert!(quarantine_list(&data).1.is_empty());
+    let summary = maker.sync(&hub.url).unwrap();
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    carrier.sync(&hub.url).unwrap();
+    let (text, entries) = quarantine_list(&data);
+    assert_eq!(entries.len(), 1, "{text}");
+    assert_eq!(entries[0]["user"], reset.user().to_string(), "{text}");
+    let number = entries[0]["entry"].as_i64().unwrap();
+    let out = common::lifecycle::quarantine_accept(&data, number, Some(supervisor));
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    for phone in [&mut maker, &mut carrier, &mut again] {
+        let summary = phone.sync(&hub.url).unwrap();
+        assert!(summary.refused.is_empty(), "{summary:?}");
+        let held: ChildCase = phone.store.get(case).unwrap();
+        assert_eq!((held.referrals.len(), held.followups.len()), (1, 1));
+        assert!(phone.store.refused_records().unwrap().is_empty());
+    }
+    hub.stop();
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}
+
 /// A monitor's phone lost after it passed her work to colleagues in peer sessions — a new
 /// child's case and a note on a case the hub holds to one colleague (who then edits that case
 /// too), the same and a follow-up recorded since to another — and revoked: the colleagues'
