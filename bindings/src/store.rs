@@ -191,8 +191,8 @@ impl VigieStore {
     }
 
     /// Takes the core store out, for its profile to be wiped: later calls raise `ProfileWiped`.
-    /// The listeners hear of every record it held, as removed.
-    pub(crate) fn take_for_wipe(&self) -> Result<Option<Store>> {
+    /// With what its listeners are to hear of it (`tell`): every record it held, removed.
+    pub(crate) fn take_for_wipe(&self) -> Result<(Option<Store>, Vec<RecordChange>)> {
         let held = match self.with_store(|s| {
             Ok(if self.listeners.is_empty() {
                 Vec::new()
@@ -210,8 +210,12 @@ impl VigieStore {
             .into_iter()
             .map(|(id, kind)| RecordChange::removed(id, kind, ChangeSource::Local, Removal::Wiped))
             .collect();
-        self.listeners.changed(&changes);
-        Ok(store)
+        Ok((store, changes))
+    }
+
+    /// Tells the store's listeners of `changes`.
+    pub(crate) fn tell(&self, changes: &[RecordChange]) {
+        self.listeners.changed(changes);
     }
 
     /// Whether the store is open (neither closed nor wiped), without waiting for a call under

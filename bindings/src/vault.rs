@@ -7,7 +7,7 @@
 
 use crate::error::{Result, VigieError};
 use crate::input;
-use crate::listeners::ChangeSource;
+use crate::listeners::{ChangeSource, RecordChange};
 use crate::store::VigieStore;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use uuid::Uuid;
@@ -110,6 +110,7 @@ pub fn open_vault(dir: String, config: Option<VaultConfig>) -> Result<Arc<Vault>
         inner,
         opened: Mutex::new(Vec::new()),
         unlocking: Mutex::new(()),
+        wiped_untold: Mutex::new(Vec::new()),
     }))
 }
 
@@ -132,6 +133,10 @@ pub struct Vault {
     /// racing a wipe either opens before it, and its store is closed by it, or after, and
     /// finds no profile).
     unlocking: Mutex<()>,
+    /// The stores a wipe closed, with what their listeners hear of it (every record removed),
+    /// told once `unlocking` is released (`tell_wiped`): a listener that opens the next
+    /// profile on hearing it (a shared tablet) waited on the wipe's own lock for ever.
+    wiped_untold: Mutex<Vec<(Arc<VigieStore>, Vec<RecordChange>)>>,
 }
 
 fn keystore_key(key: &[u8]) -> Result<[u8; 32]> {
@@ -163,10 +168,29 @@ impl Vault {
         for store in stores {
             if user.is_none_or(|u| store.user_id() == u.to_string()) {
                 // Dropped without a checkpoint: the files are about to go.
-                drop(store.take_for_wipe()?);
+                let (taken, removed) = store.take_for_wipe()?;
+                drop(taken);
+                self.wiped_untold
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push((store, removed));
             }
         }
         Ok(())
+    }
+
+    /// Tells the listeners of the stores wipes closed (`wiped_untold`): called with no lock of
+    /// the vault's held by this thread.
+    fn tell_wiped(&self) {
+        let untold = std::mem::take(
+            &mut *self
+                .wiped_untold
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        for (store, removed) in untold {
+            store.tell(&removed);
+        }
     }
 
     fn rotate(&self, store: &VigieStore, credential: Credential<'_>) -> Result<()> {
@@ -192,7 +216,9 @@ impl Vault {
             });
         }
         let rotated = store.with_store(|s| Ok(self.inner.rotate_key(s, credential)?));
-        self.after_pin(user, rotated)
+        let rotated = self.after_pin(user, rotated);
+        self.tell_wiped();
+        rotated
     }
 
     /// Wipes the other profiles of this phone whose device the hub revoked, as `known_by`'s
@@ -240,11 +266,17 @@ impl Vault {
         Ok(self.opened(self.after_pin(user, store)?))
     }
 
-    /// Unlocks and wipes one at a time (`unlocking`).
-    fn one_at_a_time(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.unlocking
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    /// Unlocks and wipes one at a time (`unlocking`); once released, the listeners of the
+    /// stores a wipe closed meanwhile are told.
+    fn one_at_a_time(&self) -> OneAtATime<'_> {
+        OneAtATime {
+            vault: self,
+            held: Some(
+                self.unlocking
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner),
+            ),
+        }
     }
 
     /// A PIN attempt that reached the limit wiped the profile's files: the user's stores still
@@ -334,7 +366,9 @@ impl Vault {
         let user = input::id("user_id", &user_id)?;
         let key = keystore_key_checked(keystore_key)?;
         let added = self.inner.add_keystore_unlock(user, &pin, &key);
-        self.after_pin(user, added.map_err(VigieError::from))
+        let added = self.after_pin(user, added.map_err(VigieError::from));
+        self.tell_wiped();
+        added
     }
 
     /// Stops keystore unlock for the user (key lost or invalidated, biometrics turned off).
@@ -354,7 +388,9 @@ impl Vault {
     pub fn change_pin(&self, user_id: String, old_pin: String, new_pin: String) -> Result<()> {
         let user = input::id("user_id", &user_id)?;
         let changed = self.inner.change_pin(user, &old_pin, &new_pin);
-        self.after_pin(user, changed.map_err(VigieError::from))
+        let changed = self.after_pin(user, changed.map_err(VigieError::from));
+        self.tell_wiped();
+        changed
     }
 
     /// Seconds before the user's next PIN may be tried (0: now): the app shows the wait
@@ -406,6 +442,19 @@ impl Vault {
         let _no_unlock_meanwhile = self.one_at_a_time();
         self.close_open_stores(None)?;
         Ok(self.inner.wipe_all()?)
+    }
+}
+
+/// `Vault::one_at_a_time`'s hold.
+struct OneAtATime<'a> {
+    vault: &'a Vault,
+    held: Option<std::sync::MutexGuard<'a, ()>>,
+}
+
+impl Drop for OneAtATime<'_> {
+    fn drop(&mut self) {
+        drop(self.held.take());
+        self.vault.tell_wiped();
     }
 }
 

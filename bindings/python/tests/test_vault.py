@@ -203,6 +203,36 @@ def test_rotating_the_key_keeps_every_record_and_wiping_closes_open_stores(env):
         kept.hub_outbox_len()
 
 
+def test_a_listener_that_opens_the_next_profile_when_one_is_wiped_does_not_hang(env):
+    """A shared tablet's app opens the next user's profile when it hears the current one
+    wiped: the listener is told once the wipe let go of the vault, not while it held it."""
+    import threading
+
+    vault, _ = fresh_vault(env)
+    first, second = new_id(), new_id()
+    store = vault.create_user(first, None, PIN_A)
+    child(store, "CI-V-0301", "Awa Koné")
+    vault.create_user(second, None, PIN_B).close_store()
+    opened = []
+
+    class NextUser(vigie.ChangeListener):
+        def on_change(self, change):
+            if change.removed == vigie.Removal.WIPED and not opened:
+                opened.append(vault.unlock_with_pin(second, PIN_B))
+
+        def on_bulk_change(self, source, records):
+            pass
+
+    store.add_change_listener(NextUser())
+    wiping = threading.Thread(target=vault.wipe_user, args=(first,), daemon=True)
+    wiping.start()
+    wiping.join(timeout=20)
+    assert not wiping.is_alive(), "the wipe hung on its own listener"
+    assert len(opened) == 1 and opened[0].user_id() == second
+    assert vault.users() == [second]
+    opened[0].close_store()
+
+
 def test_two_unlocks_at_once_share_one_store(env):
     # A screen and a background worker unlock the profile at the same moment: one store, whose
     # writes each hears, not two side by side.
