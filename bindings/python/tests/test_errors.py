@@ -187,6 +187,54 @@ def test_storage_damaged_input_and_transport(env):
         store.count(vigie.RecordKind.VISIT)
 
 
+def test_a_ctrl_c_or_exit_in_a_transport_reaches_the_script(env, capfd):
+    """Ctrl-C while a sync waits in the app's transport (or its progress listener): the sync
+    ends, and the script gets its KeyboardInterrupt, not a "hub unreachable" to retry; so does
+    a SystemExit. Nothing is printed on the way."""
+    for raised in (KeyboardInterrupt, SystemExit):
+
+        class Interrupted(vigie.SyncTransport):
+            def exchange(self, request):
+                raise raised()
+
+            def exchange_attachment(self, request):
+                raise raised()
+
+        with fresh(env) as store:
+            with pytest.raises(raised):
+                store.sync_with(Interrupted(), None)
+            assert store.hub_outbox_len() == 0
+
+    class Progress(vigie.SyncProgressListener):
+        def on_progress(self, summary):
+            raise KeyboardInterrupt()
+
+    user = vigie.parse_enrolment_token(env.monitor_token).user_id
+    token = env.enrol(user)
+    with open_enrolled(env.store_path("interrupted.db"), 13, token) as store:
+        with pytest.raises(KeyboardInterrupt):
+            store.sync_with(vigie.HubTransport(env.hub_url, token), Progress())
+    out, err = capfd.readouterr()
+    assert "Traceback" not in out + err, err
+
+
+def test_a_hub_address_or_wait_a_sync_would_fail_on_is_refused_naming_it():
+    for url in ["hub.example.org", "https//hub.example.org", "127.0.0.1:26610",
+                "ftp://hub.example.org", "https://hub.example.org:99999", ""]:
+        with pytest.raises(ValueError, match="hub_url"):
+            vigie.HubTransport(url, "token")
+    for name, value in [("timeout", -1), ("timeout", float("nan")),
+                        ("exchange_timeout", float("nan")), ("exchange_timeout", 0),
+                        ("timeout", float("inf"))]:
+        with pytest.raises(ValueError, match=name):
+            vigie.HubTransport("https://hub.example.org", "token", **{name: value})
+    with pytest.raises(TypeError, match="exchange_timeout"):
+        vigie.HubTransport("https://hub.example.org", "token", exchange_timeout="60")
+    with pytest.raises(ValueError, match="token"):
+        vigie.HubTransport("https://hub.example.org", " ")
+    vigie.HubTransport("https://hub.example.org:8443/", "token", timeout=30)
+
+
 def test_a_transport_returning_another_type_than_bytes_is_told_so(env):
     # The hub's answer handed back as a bytearray: the app threw nothing, and is told what
     # its transport returned rather than left to retry a link that works.

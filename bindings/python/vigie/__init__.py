@@ -402,4 +402,109 @@ for _module in (_ffi_core, _ffi_calls):
                 if not _method.startswith("_") and inspect.isfunction(_call):
                     setattr(_public, _method, _naming_the_argument(_call))
 
+
+# A Ctrl-C (or ``sys.exit``) in the app's own code called back by a sync (its transport, its
+# progress listener) or by a write (its change listeners) is no ``Exception``: the generated
+# code let it through to ctypes, which printed it and dropped it, and the script went on with a
+# "hub unreachable". A sync ends at once, then raises it; a change listener's Ctrl-C reaches
+# the main thread as Ctrl-C does; anything else a listener raises is dropped, as README says.
+class _Interruptible:
+    """The first ``BaseException`` that is no ``Exception`` an app's callbacks raised."""
+
+    def __init__(self):
+        self.raised = None
+
+    def keep(self, raised):
+        if self.raised is None:
+            self.raised = raised
+
+
+class _TransportOf(SyncTransport):  # noqa: F405 (from the generated module)
+    def __init__(self, app, interrupted):
+        self._app, self._interrupted = app, interrupted
+
+    def _call(self, method, request):
+        # Interrupted in the progress listener: no exchange more.
+        if self._interrupted.raised is not None:
+            raise TransportError.Unreachable(reason="the sync was interrupted")  # noqa: F405
+        try:
+            return getattr(self._app, method)(request)
+        except Exception:
+            raise
+        except BaseException as raised:  # noqa: B036 (kept, raised once the sync ends)
+            self._interrupted.keep(raised)
+            raise TransportError.Unreachable(reason="the sync was interrupted") from None  # noqa: F405
+
+    def exchange(self, request):
+        return self._call("exchange", request)
+
+    def exchange_attachment(self, request):
+        return self._call("exchange_attachment", request)
+
+
+class _ProgressOf(SyncProgressListener):  # noqa: F405
+    def __init__(self, app, interrupted):
+        self._app, self._interrupted = app, interrupted
+
+    def on_progress(self, summary):
+        try:
+            self._app.on_progress(summary)
+        except Exception:
+            raise
+        except BaseException as raised:  # noqa: B036
+            self._interrupted.keep(raised)
+
+
+class _ListenerOf(ChangeListener):  # noqa: F405
+    def __init__(self, app):
+        self._app = app
+
+    def _call(self, method, *args):
+        try:
+            getattr(self._app, method)(*args)
+        except KeyboardInterrupt:
+            import _thread
+
+            _thread.interrupt_main()
+        except BaseException:  # noqa: B036 (a listener's failure changes nothing)
+            pass
+
+    def on_change(self, change):
+        self._call("on_change", change)
+
+    def on_bulk_change(self, source, records):
+        self._call("on_bulk_change", source, records)
+
+
+def _interruptible_sync(sync_with):
+    @functools.wraps(sync_with)
+    def sync(self, transport, progress=None, attachments=None, *rest, **named):
+        interrupted = _Interruptible()
+        # Only what the generated code takes: anything else is refused naming its argument.
+        if isinstance(transport, SyncTransport):  # noqa: F405
+            transport = _TransportOf(transport, interrupted)
+        if isinstance(progress, SyncProgressListener):  # noqa: F405
+            progress = _ProgressOf(progress, interrupted)
+        try:
+            return sync_with(self, transport, progress, attachments, *rest, **named)
+        finally:
+            if interrupted.raised is not None:
+                raise interrupted.raised
+
+    return sync
+
+
+def _guarded_listener(add_change_listener):
+    @functools.wraps(add_change_listener)
+    def add(self, listener):
+        if isinstance(listener, ChangeListener):  # noqa: F405
+            listener = _ListenerOf(listener)
+        return add_change_listener(self, listener)
+
+    return add
+
+
+_VigieStore.sync_with = _interruptible_sync(_VigieStore.sync_with)
+_VigieStore.add_change_listener = _guarded_listener(_VigieStore.add_change_listener)
+
 __all__ = [*_core, *_calls, "HubTransport", "WrongType"]

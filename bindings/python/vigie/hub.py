@@ -118,6 +118,30 @@ def _in_clear(hub_url: str) -> bool:
         return True
 
 
+def _check_arguments(hub_url, token, timeout, exchange_timeout):
+    """Refuses, when the transport is made, an address or a wait a sync could only fail on
+    later, as "hub unreachable" (``hub.example.org`` with no scheme, a timeout of -1, NaN or
+    "60"): each names its argument."""
+    if not isinstance(hub_url, str):
+        raise TypeError("hub_url: must be the hub's address, a str")
+    parts = urllib.parse.urlsplit(hub_url.strip())
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError(
+            "hub_url: must be the hub's address with its scheme, https://hub.example.org"
+        )
+    try:
+        parts.port
+    except ValueError:
+        raise ValueError("hub_url: the port must be a number from 1 to 65535") from None
+    if not isinstance(token, str) or not token.strip():
+        raise ValueError("token: must be the device's enrolment token")
+    for name, value in (("timeout", timeout), ("exchange_timeout", exchange_timeout)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{name}: must be a number of seconds")
+        if not (0 < value < float("inf")):
+            raise ValueError(f"{name}: must be a number of seconds above 0")
+
+
 class HubTransport(SyncTransport):
     """Carries sync messages to a Vigie hub, authenticated by the device's enrolment token.
 
@@ -143,6 +167,7 @@ class HubTransport(SyncTransport):
         allow_cleartext: bool = False,
         exchange_timeout: float = 600.0,
     ):
+        _check_arguments(hub_url, token, timeout, exchange_timeout)
         if not allow_cleartext and _in_clear(hub_url):
             raise ValueError(
                 "hub_url: an http:// address carries children's records and the device's token "
