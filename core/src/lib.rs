@@ -60,7 +60,7 @@ pub use domain::attachment::{
 };
 pub use domain::codes::*;
 pub use domain::derived::{
-    NAME_SIMILARITY_THRESHOLD, case_alert_on, case_severity, fold_name, name_similarity,
+    NAME_SIMILARITY_THRESHOLD, case_alert_on, case_severity, fold_code, fold_name, name_similarity,
     visit_severity,
 };
 pub use domain::reference::{

@@ -4300,6 +4300,10 @@ fn the_case_search_finds_a_case_by_its_code() {
         "000004",
         "C01-000004",
         "4",
+        // Arabic-Indic and full-width digits, as some keyboards type them (URL-encoded).
+        "%D9%A4",
+        "%D9%A0%D9%A0%D9%A0%D9%A0%D9%A0%D9%A4",
+        "%EF%BC%94",
     ] {
         let page = browser.get(&format!("/console/cases?q={typed}"));
         assert_eq!(page.status, 200);

@@ -1736,10 +1736,7 @@ fn cases_page(hub: &Hub, ctx: &Ctx, q: &CasesQuery, posted: Option<&str>) -> Pag
             // a name with a number ("Ligne 1"): the cases of the code first, then those of
             // the name. A word that may be a code (codes are ASCII without spaces, and not
             // every programme numbers them: "CI-SBR-AKAFL") is tried as one too.
-            Some(typed)
-                if typed.chars().any(|c| c.is_ascii_digit())
-                    || (typed.is_ascii() && !typed.contains(char::is_whitespace)) =>
-            {
+            Some(typed) if may_hold_a_code(typed) => {
                 cases_by_code_or_name(&scoped, &query, typed, page)?
             }
             name => scoped.child_cases(&query, name, page)?,
@@ -1827,6 +1824,18 @@ fn rows_of<T>(found: Vec<T>, page: Page) -> Vec<T> {
         .collect()
 }
 
+/// Whether text typed in the search may be (or hold) a case's code: a digit, of any script
+/// (`fold_code`: Arabic-Indic, full-width), or one word that folds to ASCII.
+fn may_hold_a_code(typed: &str) -> bool {
+    holds_a_digit(typed)
+        || (!typed.contains(char::is_whitespace) && vigie_core::fold_code(typed).is_ascii())
+}
+
+/// Whether a word holds a digit, as codes are written once folded.
+fn holds_a_digit(word: &str) -> bool {
+    vigie_core::fold_code(word).chars().any(|c| c.is_ascii_digit())
+}
+
 /// The page `page` of the cases of a name with a code's last part ("Adjoua 0010": those of
 /// that name whose code one of the parts with a digit names), then of those whose code `typed`
 /// names (`ChildCaseQuery::code`), then of those whose name it finds: the first rows of each
@@ -1842,7 +1851,7 @@ fn cases_by_code_or_name(
     let mut found = Vec::new();
     let (codes, words): (Vec<&str>, Vec<&str>) = typed
         .split_whitespace()
-        .partition(|part| part.chars().any(|c| c.is_ascii_digit()));
+        .partition(|part| holds_a_digit(part));
     let with_code = |code: &str| ChildCaseQuery {
         code: Some(code.to_string()),
         ..query.clone()
