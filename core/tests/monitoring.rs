@@ -1451,14 +1451,17 @@ fn supervisors_validate_or_return_submitted_visits() {
     for role in [Role::Inspector, Role::CommunityMonitor] {
         not_allowed(as_role(&mut store, role).review_visit(v.id, Review::Validate));
     }
-    match as_role(&mut store, Role::Supervisor).review_visit(
-        v.id,
-        Review::Return {
-            comment: "  ".into(),
-        },
-    ) {
-        Err(Error::Validation(e)) => assert_eq!(e.field, "review_comment"),
-        other => panic!("a return without comment gave {other:?}"),
+    // Nor one whose comment shows nothing.
+    for blank in ["  ", "\u{200b}", " \u{3164} "] {
+        match as_role(&mut store, Role::Supervisor).review_visit(
+            v.id,
+            Review::Return {
+                comment: blank.into(),
+            },
+        ) {
+            Err(Error::Validation(e)) => assert_eq!(e.field, "review_comment"),
+            other => panic!("a return without comment gave {other:?}"),
+        }
     }
     let v = as_role(&mut store, Role::Supervisor)
         .review_visit(

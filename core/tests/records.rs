@@ -429,12 +429,16 @@ fn names_and_one_line_fields_are_short_plain_lines() {
         // Spaces alone look empty, and an export counted the guardian as recorded.
         ("guardian", "   ".to_string()),
         ("guardian", "\u{a0}".to_string()),
+        // A task that shows nothing, in a list of them.
+        ("tasks", "\u{200b}".to_string()),
+        ("tasks", "\u{3164}".to_string()),
         ("household", "Aya ".repeat(31)),
         ("activity", "Aya\u{202d}".into()),
     ] {
         let mut bad = child("Aya", user);
         match field {
             "guardian" => bad.guardian = value,
+            "tasks" => bad.tasks = [value].into(),
             "household" => bad.household = value,
             _ => bad.activity = value,
         }

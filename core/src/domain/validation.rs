@@ -94,10 +94,16 @@ fn is_noncharacter(c: char) -> bool {
     matches!(c, '\u{FDD0}'..='\u{FDEF}') || (c as u32) & 0xFFFE == 0xFFFE
 }
 
+/// Whether a text shows nothing: empty, or spaces and invisible characters alone
+/// (`shows_nothing`). A list, a page or an export would show it blank.
+pub(crate) fn looks_empty(value: &str) -> bool {
+    value.chars().all(|c| c.is_whitespace() || shows_nothing(c))
+}
+
 /// A required text: at least one character that shows (not only spaces, nor only invisible
 /// characters: a name no one can read in a list, nor find by searching).
 pub(crate) fn require_text(field: &str, value: &str) -> Result<(), ValidationError> {
-    if value.chars().all(|c| c.is_whitespace() || shows_nothing(c)) {
+    if looks_empty(value) {
         Err(ValidationError::new(field, "must not be empty"))
     } else {
         Ok(())
@@ -214,7 +220,7 @@ pub(crate) fn optional_line(
     // Spaces or invisible characters alone: a value that looks empty and is not (an owner no
     // one can read, nor find; a guardian counted as recorded in an export whose cell shows
     // nothing).
-    if !value.is_empty() && value.chars().all(|c| c.is_whitespace() || shows_nothing(c)) {
+    if !value.is_empty() && looks_empty(value) {
         return Err(ValidationError::new(
             field,
             "must be empty or hold a character that shows",

@@ -273,7 +273,7 @@ pub fn apply_review(visit: &mut Visit, review: Review, reviewer: Uuid) -> Result
             visit.review_comment.clear();
         }
         Review::Return { comment } => {
-            if comment.trim().is_empty() {
+            if crate::domain::validation::looks_empty(&comment) {
                 return Err(ValidationError::new(
                     "review_comment",
                     "a returned visit needs a comment",

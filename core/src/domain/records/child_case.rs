@@ -11,7 +11,8 @@ use crate::domain::codes::{
 use crate::domain::reference::{ReferenceData, ReferencePins};
 use crate::domain::validation::{
     MAX_CODE_CHARS, MAX_FOLLOWUPS, MAX_LINE_CHARS, MAX_MERGED_CASES, MAX_REFERRALS, MAX_TASKS,
-    ValidationError, at_most_entries, is_one_line, optional_line, require_line, valid_code,
+    ValidationError, at_most_entries, is_one_line, looks_empty, optional_line, require_line,
+    valid_code,
 };
 use chrono::{Datelike, Months, NaiveDate};
 use serde::{Deserialize, Serialize};
@@ -783,7 +784,7 @@ impl Record for ChildCase {
         if self
             .tasks
             .iter()
-            .any(|t| t.trim().is_empty() || !is_one_line(t, MAX_CODE_CHARS))
+            .any(|t| looks_empty(t) || !is_one_line(t, MAX_CODE_CHARS))
         {
             return Err(ValidationError::new(
                 "tasks",

@@ -6,7 +6,7 @@ use crate::domain::codes::{Formality, RecordKind, ReferenceType};
 use crate::domain::reference::{ReferenceData, ReferencePins};
 use crate::domain::validation::{
     MAX_BUYERS_OR_SUPPLIERS, MAX_LINE_CHARS, ValidationError, at_most_entries, is_one_line,
-    optional_line, require_line,
+    looks_empty, optional_line, require_line,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -102,7 +102,7 @@ impl Record for Workplace {
             at_most_entries(field, entries.len(), MAX_BUYERS_OR_SUPPLIERS)?;
             if entries
                 .iter()
-                .any(|e| e.trim().is_empty() || !is_one_line(e, MAX_LINE_CHARS))
+                .any(|e| looks_empty(e) || !is_one_line(e, MAX_LINE_CHARS))
             {
                 return Err(ValidationError::new(
                     field,

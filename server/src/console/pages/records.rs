@@ -1833,7 +1833,9 @@ fn may_hold_a_code(typed: &str) -> bool {
 
 /// Whether a word holds a digit, as codes are written once folded.
 fn holds_a_digit(word: &str) -> bool {
-    vigie_core::fold_code(word).chars().any(|c| c.is_ascii_digit())
+    vigie_core::fold_code(word)
+        .chars()
+        .any(|c| c.is_ascii_digit())
 }
 
 /// The page `page` of the cases of a name with a code's last part ("Adjoua 0010": those of
