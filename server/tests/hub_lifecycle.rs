@@ -561,6 +561,71 @@ fn a_review_made_before_a_demotion_is_kept_for_review() {
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
 
+/// A verification a supervisor made offline before being made inspector, kept for review,
+/// that a child found still working since stands in the way of: the review says so, not that
+/// an inspector may not verify (the role held then would).
+#[test]
+fn a_former_roles_step_that_no_longer_applies_says_why() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut demoted = Device::enrol(dir.path(), &data, "sup", Role::Supervisor, &[DISTRICT], 1);
+    let colleague = Device::enrol(dir.path(), &data, "sup-2", Role::Supervisor, &[DISTRICT], 2);
+    let mut monitor = Device::enrol(dir.path(), &data, "m", Role::CommunityMonitor, &[C01], 3);
+    let mut hub = Hub::start(&data);
+    let today = chrono::Local::now().date_naive();
+    monitor.sync(&hub.url).unwrap();
+    let case = monitor
+        .store
+        .create(&child(area(C01), "Awa Traoré", monitor.user()))
+        .unwrap()
+        .id;
+    monitor
+        .store
+        .refer_case(
+            case,
+            Referral::new(
+                ServiceKind::Education,
+                "École",
+                today - chrono::Days::new(10),
+            ),
+        )
+        .unwrap();
+    monitor.sync(&hub.url).unwrap();
+    demoted.sync(&hub.url).unwrap();
+    demoted
+        .store
+        .transition_case(case, CaseStatus::ReceivingServices)
+        .unwrap();
+    demoted.sync(&hub.url).unwrap();
+    demoted
+        .store
+        .transition_case_on(case, CaseStatus::Withdrawn, today - chrono::Days::new(5))
+        .unwrap();
+    set_role(&data, demoted.user(), "inspector");
+    assert_eq!(demoted.sync(&hub.url).unwrap().quarantined, vec![case]);
+    monitor.sync(&hub.url).unwrap();
+    monitor
+        .store
+        .add_follow_up(
+            case,
+            FollowUp::new(today, FollowUpSituation::StillWorking, None),
+        )
+        .unwrap();
+    assert!(monitor.sync(&hub.url).unwrap().refused.is_empty());
+
+    let (text, entries) = quarantine_list(&data);
+    assert_eq!(entries[0]["state"], "breaks_a_rule", "{text}");
+    let out = quarantine_accept(
+        &data,
+        entries[0]["entry"].as_i64().unwrap(),
+        Some(colleague.user()),
+    );
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!said.contains("only a supervisor"), "{said}");
+    hub.stop();
+}
+
 /// Three `vigie erase` of one case at once (an operator, and a script run again after a
 /// timeout): one erases it, the others say it was erased already; none takes the id for one
 /// the hub never held, nor journals such an erasure (on PostgreSQL the record's row, gone

@@ -465,7 +465,8 @@ impl Judged<'_> {
         rules: &Rules<'_>,
         entry: &Quarantined,
     ) -> Result<Role> {
-        let admitted = |tx: &mut dyn HubTransaction, rules: &Rules<'_>| -> Result<bool> {
+        // None when admitted; else why not.
+        let refused = |tx: &mut dyn HubTransaction, rules: &Rules<'_>| -> Result<Option<_>> {
             let admitted = admit(
                 tx,
                 rules,
@@ -474,26 +475,33 @@ impl Judged<'_> {
                 self.document,
                 self.before,
             )?;
-            Ok(admitted.is_ok())
+            Ok(admitted.err())
         };
-        if admitted(tx, rules)? {
+        let Some(now) = refused(tx, rules)? else {
             return Ok(rules.author_role);
-        }
+        };
+        // Refused under every role: judged as the role held then refuses it, if for another
+        // reason, so that the review says what really stands in the way (a follow-up recorded
+        // since a verification made under a former role), not that the role now may not.
+        let mut telling = None;
         let held = roles_held(tx, rules.reference, entry.user, self.kind, self.area)?;
         for (role, _) in held {
-            if role != rules.author_role
-                && admitted(
-                    tx,
-                    &Rules {
-                        author_role: role,
-                        ..*rules
-                    },
-                )?
-            {
-                return Ok(role);
+            if role == rules.author_role {
+                continue;
+            }
+            match refused(
+                tx,
+                &Rules {
+                    author_role: role,
+                    ..*rules
+                },
+            )? {
+                None => return Ok(role),
+                Some(then) if then != now => telling = telling.or(Some(role)),
+                Some(_) => {}
             }
         }
-        Ok(rules.author_role)
+        Ok(telling.unwrap_or(rules.author_role))
     }
 }
 
