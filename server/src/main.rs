@@ -929,25 +929,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 &from_command_line(&role_code(role)),
             );
             println!("{}", user.id);
-            // Two staff of one name are common: said, so that the administrator tells them
-            // apart by id (the console names them with their role and areas). Names are
-            // compared as people read them (`fold_name`): one pasted with a zero-width space,
-            // or typed with decomposed accents, is the same name.
-            let folded = vigie_core::fold_name(&user.name);
-            let namesakes: Vec<String> = backend
-                .users()
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .filter(|u| u.id != user.id && vigie_core::fold_name(&u.name) == folded)
-                .map(|u| u.id.to_string())
-                .collect();
-            if !namesakes.is_empty() {
-                eprintln!(
-                    "note: another user has this name ({}): give devices by id",
-                    namesakes.join(", ")
-                );
-            }
-            Ok(())
+            note_namesakes(&*backend, &user)
         }
         Command::User {
             command:
@@ -1106,7 +1088,7 @@ fn run(cli: Cli) -> Result<(), String> {
             // The name is no journal's: the entry says a rename was made, by whom.
             journal(&*backend, None, "user_rename", Some(user), COMMAND_LINE);
             done(&format!("user {user}: renamed"));
-            Ok(())
+            note_namesakes(&*backend, &record)
         }
         Command::User {
             command: UserCommand::Reactivate { hub, user },
@@ -1711,6 +1693,28 @@ fn role_code(role: Role) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default()
+}
+
+/// Two staff of one name are common: said, so that the administrator tells them apart by id
+/// (the console names them with their role and areas). Names are compared as people read them
+/// (`fold_name`): one pasted with a zero-width space, or typed with decomposed accents, is the
+/// same name.
+fn note_namesakes(backend: &dyn vigie_server::backend::Backend, user: &User) -> Result<(), String> {
+    let folded = vigie_core::fold_name(&user.name);
+    let namesakes: Vec<String> = backend
+        .users()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|u| u.id != user.id && vigie_core::fold_name(&u.name) == folded)
+        .map(|u| u.id.to_string())
+        .collect();
+    if !namesakes.is_empty() {
+        eprintln!(
+            "note: another user has this name ({}): give devices by id",
+            namesakes.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// A user record the rules of users refuse (`User::check`), said as the command line says it.

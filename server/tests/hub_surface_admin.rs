@@ -86,6 +86,21 @@ fn users_and_devices_are_listed_deactivated_and_reissued() {
         );
         assert!(!out.status.success(), "{name:?}");
     }
+    // Another user's name: done, and said, as for a user added under it.
+    let out = admin(
+        &data,
+        &[
+            "user",
+            "rename",
+            "--user",
+            &monitor_id,
+            "--name",
+            "Inspector",
+        ],
+    );
+    assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("another user has this name"), "{said}");
     let unknown = uuid::Uuid::now_v7().to_string();
     let out = admin(
         &data,
