@@ -95,6 +95,23 @@ pub fn rule_text(rule: &str, language: &str) -> String {
             return rule_text(&plain, language);
         }
     }
+    // An export with nothing for a recipient, named as the app named it (an area by its code,
+    // a device by its id, which reads `0` by now).
+    if let Some((recipient, why)) = rule
+        .strip_prefix("nothing to seal for ")
+        .and_then(|rest| rest.split_once(": "))
+    {
+        let recipient = match recipient.split_once(' ') {
+            Some(("area", codes)) => text(language, "recipient.area", &[codes]),
+            Some(("device", _)) => text(language, "recipient.device", &[]),
+            _ => text(language, "recipient.together", &[]),
+        };
+        return text(
+            language,
+            "refused.nothing_to_seal_for",
+            &[&recipient, &rule_text(why, language)],
+        );
+    }
     // A step refused with what other devices' changes made of the record meanwhile.
     if let Some(rule) = rule
         .strip_suffix(crate::sync::COMBINED_WITH_OTHERS)
@@ -516,6 +533,36 @@ mod tests {
             classification_reason("a rule to come", "fr"),
             "a rule to come"
         );
+    }
+
+    /// What refuses a bundle's recipients, or an app's naming of them, reads in French with no
+    /// English left in it.
+    #[test]
+    fn a_bundle_refused_for_its_recipients_reads_in_french() {
+        for (rule, said) in [
+            (
+                "nothing to seal for area CI-R2: none of the records selected lies in the areas named",
+                "rien à sceller pour la zone CI-R2 : aucun des dossiers choisis ne se trouve dans les zones nommées",
+            ),
+            (
+                "nothing to seal for device 01a25101-f0e7-7089-8461-a8d1e8c65ec1: its areas cover none of the records selected",
+                "rien à sceller pour cet appareil : ses zones ne couvrent aucun des dossiers choisis",
+            ),
+            (
+                "nothing to seal for the recipients together: no record selected lies in the areas of every recipient: export a bundle for each",
+                "rien à sceller pour l'ensemble des destinataires : aucun dossier choisi ne se trouve dans les zones de tous les destinataires : exportez un paquet pour chacun",
+            ),
+            (
+                "no recipient: no valid certificate for that device in the directory",
+                "aucun destinataire : aucun certificat valide pour cet appareil dans l'annuaire",
+            ),
+            (
+                "must name a device by its id",
+                "doit désigner un appareil par son identifiant",
+            ),
+        ] {
+            assert_eq!(rule_text(rule, "fr"), said);
+        }
     }
 
     #[test]
