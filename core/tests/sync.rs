@@ -2309,6 +2309,60 @@ fn the_hub_refuses_the_days_a_clock_never_set_gave() {
     assert!(hub.get::<ChildCase>(by_the_clock.id).is_err());
 }
 
+/// A case the hub took, from an earlier version, with a value a later rule refuses (a task
+/// that shows nothing): a follow-up recorded since is taken, on the phone and by the hub,
+/// rather than held back at every sync by a value it leaves as it was.
+#[test]
+fn a_value_a_later_rule_refuses_holds_back_no_edit_that_leaves_it() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    let mut monitor = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    sync(&mut monitor, &mut hub);
+    let user = monitor.principal.user;
+    let case = monitor
+        .store
+        .create(&child(
+            area("CI-R1-D1", "CI-R1-D1-C01"),
+            "Mariam Koné",
+            user,
+        ))
+        .unwrap();
+    sync(&mut monitor, &mut hub);
+    // Written as an earlier version of the app did, and taken by the hub then.
+    let mut old: ChildCase = monitor.store.get(case.id).unwrap();
+    old.tasks.insert("\u{200b}".into());
+    let author = vigie_core::doc::ChangeAuthor {
+        user,
+        device: monitor.store.device_id(),
+    };
+    let mut document = automerge::Automerge::load(&monitor.store.export_document(case.id).unwrap())
+        .unwrap()
+        .with_actor(monitor.store.actor().clone());
+    vigie_core::doc::write_record(&mut document, &old, &author).unwrap();
+    hub.merge_document(case.id, &document.save()).unwrap();
+    sync(&mut monitor, &mut hub);
+    assert!(
+        monitor
+            .store
+            .get::<ChildCase>(case.id)
+            .unwrap()
+            .tasks
+            .contains("\u{200b}")
+    );
+
+    let today = chrono::Local::now().date_naive();
+    monitor
+        .store
+        .add_follow_up(
+            case.id,
+            FollowUp::new(today, FollowUpSituation::InSchool, None),
+        )
+        .unwrap();
+    let summary = sync(&mut monitor, &mut hub);
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    assert_eq!(hub.get::<ChildCase>(case.id).unwrap().followups.len(), 1);
+}
+
 /// Exchanges the bytes as an app does itself (`hub_sync_request`, the hub, `hub_sync_apply`)
 /// while the report says `more`, at most `most` times (more fails the test: the report kept
 /// saying more). Returns how many exchanges were made.

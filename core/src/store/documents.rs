@@ -354,7 +354,18 @@ fn check_edit<R: Record>(
     if dates.iter().any(|(_, day)| today.implausible(*day)) {
         crate::domain::records::events_within_their_time(&today, &stored()?.event_dates(), &dates)?;
     }
-    record.validate(&write.reference)?;
+    if let Err(e) = record.validate(&write.reference) {
+        // What the record as stored broke already (a rule newer than the value: a blank task
+        // an earlier version took) holds back no edit that leaves it so: a follow-up could not
+        // be recorded on the case. The hub judges alike (`hub::check_content`).
+        let broken_already = stored()
+            .ok()
+            .and_then(|stored| stored.validate(&write.reference).err())
+            .is_some_and(|was| was.field == e.field && was.rule == e.rule);
+        if !broken_already {
+            return Err(e.into());
+        }
+    }
     check_references(tx, record)?;
     check_visit_filing(tx, record, &|| stored().map(Some))?;
     // Read as stored only when a text breaks the rule: one set before stays.
