@@ -603,7 +603,8 @@ enum DeviceCommand {
     },
     /// Give a device a new token (printed once): the old one stops working at once, and the
     /// device keeps its store (or, its profile wiped, starts a new one: the keys it presents
-    /// next are certified anew).
+    /// next are certified anew). A bundle the device sealed to the hub before is refused from
+    /// then on: import it first (`vigie bundle import`).
     Reissue {
         #[command(flatten)]
         hub: HubData,
@@ -1225,6 +1226,10 @@ fn run(cli: Cli) -> Result<(), String> {
                         COMMAND_LINE,
                     );
                     print_token(&token.to_text(), qr);
+                    // Its old keys are no longer its own: what they sealed is refused.
+                    eprintln!(
+                        "note: a bundle this device sealed to the hub before now is refused;                          work colleagues' phones carried of it is kept for review when they sync"
+                    );
                     Ok(())
                 }
                 Err(AuthError::Unknown) => Err(format!("no such enrolled device: {device}")),
