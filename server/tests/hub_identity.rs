@@ -1177,6 +1177,73 @@ fn a_reset_phones_work_on_a_colleagues_unsent_case_waits_for_her() {
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
 
+/// A case made on one phone, referred on a second, both lost (one revoked, one reset) before
+/// either synced, carried by a third: the first phone's part is kept for review and the
+/// carrier's push waits; once accepted, the second's is kept; accepted too, the case is on the
+/// hub with its referral. Refused at once, the carrier kept the child's case refused for ever.
+#[test]
+fn the_work_of_two_lost_phones_one_built_on_the_other_is_kept_in_turn() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut first = Device::enrol(dir.path(), &data, "m0", Role::CommunityMonitor, &[C01], 1);
+    let mut second = Device::enrol(dir.path(), &data, "m1", Role::CommunityMonitor, &[C01], 2);
+    let mut carrier = Device::enrol(dir.path(), &data, "m2", Role::CommunityMonitor, &[C01], 3);
+    let supervisor = add_user(&data, "Superviseure", Role::Supervisor, &[DISTRICT]);
+    let mut hub = Hub::start(&data);
+    certify(&hub, &mut [&mut first, &mut second, &mut carrier]);
+    let today = chrono::Local::now().date_naive();
+    let case = first
+        .store
+        .create(&child(area(C01), NAME, first.user()))
+        .unwrap()
+        .id;
+    peer(&mut first, &mut second).unwrap();
+    second
+        .store
+        .refer_case(case, Referral::new(ServiceKind::Education, "École", today))
+        .unwrap();
+    peer(&mut second, &mut carrier).unwrap();
+    assert!(common::revoke(&data, first.token.device));
+    // The second phone set up again: its new store syncs (until then, the carrier waits).
+    let token = reissue(&data, second.token.device);
+    let mut again = Device::open(
+        dir.path(),
+        "m1-again",
+        &token,
+        Role::CommunityMonitor,
+        &[C01],
+        5,
+    );
+    let summary = carrier.sync(&hub.url).unwrap();
+    assert_eq!(summary.awaiting_author, vec![case], "{summary:?}");
+    assert!(quarantine_list(&data).1.is_empty());
+    again.sync(&hub.url).unwrap();
+
+    let accept_the_entry_of = |user: uuid::Uuid| {
+        let (text, entries) = quarantine_list(&data);
+        assert_eq!(entries.len(), 1, "{text}");
+        assert_eq!(entries[0]["user"], user.to_string(), "{text}");
+        let number = entries[0]["entry"].as_i64().unwrap();
+        let out = common::lifecycle::quarantine_accept(&data, number, Some(supervisor));
+        assert!(out.status.success(), "{}", common::stderr(&out));
+    };
+    let summary = carrier.sync(&hub.url).unwrap();
+    assert_eq!(summary.awaiting_author, vec![case], "{summary:?}");
+    accept_the_entry_of(first.user());
+    carrier.sync(&hub.url).unwrap();
+    accept_the_entry_of(second.user());
+    for _ in 0..2 {
+        let summary = carrier.sync(&hub.url).unwrap();
+        assert!(summary.refused.is_empty(), "{summary:?}");
+    }
+    let held: ChildCase = carrier.store.get(case).unwrap();
+    assert_eq!(held.referrals.len(), 1);
+    assert_eq!(carrier.store.hub_outbox_len().unwrap(), 0);
+    assert!(carrier.store.refused_records().unwrap().is_empty());
+    hub.stop();
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}
+
 /// A monitor's phone lost after it passed her work to colleagues in peer sessions — a new
 /// child's case and a note on a case the hub holds to one colleague (who then edits that case
 /// too), the same and a follow-up recorded since to another — and revoked: the colleagues'

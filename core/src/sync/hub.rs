@@ -351,13 +351,17 @@ fn tell_revoked_authors<S: HubStorage + ?Sized>(
         Some(certifier) => (revoked_devices(certifier)?, devices_users(certifier)?),
         None => (HashMap::new(), HashMap::new()),
     };
-    let mut carried = Vec::new();
+    let (mut carried, mut waiting_on_review) = (Vec::new(), Vec::new());
     for ack in acks.iter_mut().filter(|ack| waits(ack)) {
         let Some(entry) = push.iter().find(|e| e.id == ack.id) else {
             continue;
         };
         let never = storage.in_read_transaction(&mut |tx| {
-            let (authors, lacking) = foreign_changes(tx, who, entry)?;
+            let Foreign {
+                actors: authors,
+                hashes: lacking,
+                first,
+            } = foreign_changes(tx, who, entry)?;
             // Rejected in a review: their author let the record go with them. Or refused from
             // their author: they will not come from it as they are (corrected, they come with
             // the hub).
@@ -386,30 +390,45 @@ fn tell_revoked_authors<S: HubStorage + ?Sized>(
                         .is_some_and(|current| current != bounds::isolated_base(actor.to_bytes()))
                 {
                     of_revoked.insert(device);
-                } else if users.contains_key(&device) {
+                } else {
+                    // Also a device whose token was reissued and whose new store has not
+                    // synced yet (it holds no certificate): known replaced once it does.
                     of_a_live_device = true;
                 }
             }
             if of_a_live_device {
                 return Ok(Never::No);
             }
-            let mut of_revoked = of_revoked.into_iter();
-            Ok(match (of_revoked.next(), of_revoked.next()) {
-                (Some(device), None) => match users.get(&device).copied().flatten() {
-                    Some(user) => Never::Revoked(ChangeAuthor { user, device }),
-                    None => Never::Other,
-                },
-                (Some(_), Some(_)) => Never::Other,
-                (None, _) => Never::No,
+            let author_of = |device: Uuid| {
+                users
+                    .get(&device)
+                    .copied()
+                    .flatten()
+                    .map(|user| ChangeAuthor { user, device })
+            };
+            let several = of_revoked.len() > 1;
+            // Several lost or reset phones' work, one's built on another's (a case made on
+            // one, referred on the other): the first's, built on no other's, is kept for review
+            // and the push waits; once accepted, the next one's is kept at the carrier's next
+            // sync. Refused at once, the carriers kept the child's case refused for ever.
+            let mut roots: Vec<Uuid> = of_revoked.intersection(&first).copied().collect();
+            roots.sort();
+            Ok(match (several, of_revoked.iter().next(), roots.first()) {
+                (false, Some(device), _) => author_of(*device).map_or(Never::Other, Never::Revoked),
+                (true, _, Some(root)) => author_of(*root).map_or(Never::Other, Never::RevokedFirst),
+                (true, _, None) => Never::Other,
+                (false, None, _) => Never::No,
             })
         })?;
         match never {
             Never::No => {}
             Never::Other => ack.outcome = refused(Refusal::AuthorRevoked),
             Never::Revoked(author) => carried.push((entry, author)),
+            Never::RevokedFirst(author) => waiting_on_review.push((entry, author)),
         }
     }
-    let (kept, no_room) = keep_all_carried(storage, who, limits, &carried)?;
+    let all: Vec<_> = carried.iter().chain(&waiting_on_review).copied().collect();
+    let (kept, no_room) = keep_all_carried(storage, who, limits, &all)?;
     // Kept for review, or never to be: the carrier rebuilds the record without it. With no
     // room left for review, it waits on the carrier's phone, which sends it again at its next
     // sync, rather than drop the lost phone's work.
@@ -550,6 +569,9 @@ enum Never {
     Revoked(ChangeAuthor),
     /// Of a store since reset, rejected in review, or refused from their author.
     Other,
+    /// Of several revoked or reset devices: the first one's work (built on no other's) is
+    /// kept for review, and the push waits for its acceptance.
+    RevokedFirst(ChangeAuthor),
 }
 
 /// Keeps for a supervisor's review what a colleague's phone carried of a revoked device's
@@ -727,14 +749,24 @@ fn held_outside_scope<S: HubStorage + ?Sized>(
     })?)
 }
 
-/// The changes of a push the hub does not hold that devices other than the sender's made:
-/// their actors, and their hashes.
+/// The changes of a push the hub does not hold that devices other than the sender's made
+/// (`foreign_changes`).
+#[derive(Default)]
+struct Foreign {
+    /// Their actors.
+    actors: HashSet<ActorId>,
+    /// Their hashes.
+    hashes: Vec<ChangeHash>,
+    /// The devices whose changes among them build on no other device's among them.
+    first: HashSet<Uuid>,
+}
+
 fn foreign_changes(
     tx: &mut dyn HubTransaction,
     who: &Principal,
     entry: &PushEntry,
-) -> Result<(HashSet<ActorId>, Vec<ChangeHash>)> {
-    let nothing = || (HashSet::new(), Vec::new());
+) -> Result<Foreign> {
+    let nothing = Foreign::default;
     let mut document = match tx.record(entry.id, false) {
         Ok(Some(stored)) => match codec::load(entry.id, &stored.document) {
             Ok(document) => document,
@@ -748,14 +780,41 @@ fn foreign_changes(
     if codec::merge_into(&mut document, entry.id, &entry.changes).is_err() {
         return Ok(nothing());
     }
-    let (mut actors, mut hashes) = nothing();
-    for change in document.get_changes_meta(&before) {
-        if doc::device_of_actor(&change.actor).is_some_and(|d| d != who.device) {
-            hashes.push(change.hash);
-            actors.insert(change.actor.into_owned());
+    let mut foreign = nothing();
+    let changes = document.get_changes_meta(&before);
+    let device_of: HashMap<ChangeHash, Uuid> = changes
+        .iter()
+        .filter_map(|c| Some((c.hash, doc::device_of_actor(&c.actor)?)))
+        .filter(|(_, device)| *device != who.device)
+        .collect();
+    let deps_of: HashMap<ChangeHash, &[ChangeHash]> =
+        changes.iter().map(|c| (c.hash, &c.deps[..])).collect();
+    let mut built_on_another = HashSet::new();
+    for change in &changes {
+        let Some(device) = device_of.get(&change.hash) else {
+            continue;
+        };
+        foreign.hashes.push(change.hash);
+        foreign.actors.insert(change.actor.clone().into_owned());
+        foreign.first.insert(*device);
+        // Through any change among them (the sender's own edit between two lost phones').
+        let mut seen = HashSet::new();
+        let mut next: Vec<ChangeHash> = change.deps.clone();
+        while let Some(dep) = next.pop() {
+            if !seen.insert(dep) {
+                continue;
+            }
+            if device_of.get(&dep).is_some_and(|other| other != device) {
+                built_on_another.insert(*device);
+                break;
+            }
+            next.extend(deps_of.get(&dep).copied().unwrap_or_default());
         }
     }
-    Ok((actors, hashes))
+    foreign
+        .first
+        .retain(|device| !built_on_another.contains(device));
+    Ok(foreign)
 }
 
 /// What importing a bundle on the hub did, record by record.
