@@ -568,7 +568,9 @@ fn a_review_made_before_a_demotion_is_kept_for_review() {
 fn a_former_roles_step_that_no_longer_applies_says_why() {
     let dir = TempDir::new().unwrap();
     let data = dir.path().join("hub");
-    let mut demoted = Device::enrol(dir.path(), &data, "sup", Role::Supervisor, &[DISTRICT], 1);
+    // A monitor first, then a supervisor, then an inspector: judged as the supervisor she was.
+    let mut demoted = Device::enrol(dir.path(), &data, "sup", Role::CommunityMonitor, &[C01], 1);
+    set_role(&data, demoted.user(), "supervisor");
     let colleague = Device::enrol(dir.path(), &data, "sup-2", Role::Supervisor, &[DISTRICT], 2);
     let mut monitor = Device::enrol(dir.path(), &data, "m", Role::CommunityMonitor, &[C01], 3);
     let mut hub = Hub::start(&data);

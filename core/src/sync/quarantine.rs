@@ -484,7 +484,15 @@ impl Judged<'_> {
         // reason, so that the review says what really stands in the way (a follow-up recorded
         // since a verification made under a former role), not that the role now may not.
         let mut telling = None;
-        let held = roles_held(tx, rules.reference, entry.user, self.kind, self.area)?;
+        let mut held = roles_held(tx, rules.reference, entry.user, self.kind, self.area)?;
+        // The role that takes the most steps first: the one the work was likely done under
+        // (a supervisor's verification, the user a monitor before and an inspector after).
+        held.sort_by_key(|(role, _)| match role {
+            Role::Supervisor => 0,
+            Role::Inspector => 1,
+            Role::CommunityMonitor => 2,
+            Role::Administrator => 3,
+        });
         for (role, _) in held {
             if role == rules.author_role {
                 continue;
