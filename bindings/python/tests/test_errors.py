@@ -218,9 +218,32 @@ def test_a_ctrl_c_or_exit_in_a_transport_reaches_the_script(env, capfd):
     assert "Traceback" not in out + err, err
 
 
+def test_a_ctrl_c_in_a_change_listener_reaches_the_script_once_the_write_is_done(env, capfd):
+    for raised in (KeyboardInterrupt, SystemExit):
+
+        class Interrupted(vigie.ChangeListener):
+            def on_change(self, change):
+                raise raised()
+
+            def on_bulk_change(self, source, records):
+                raise raised()
+
+        with fresh(env) as store:
+            store.add_change_listener(Interrupted())
+            with pytest.raises(raised):
+                store.create_workplace(
+                    vigie.new_workplace("Atelier", "textile", vigie.Formality.FORMAL, AREA)
+                )
+            # The write returned before: it is there, and the next call is not interrupted.
+            assert store.count(vigie.RecordKind.WORKPLACE) == 1
+    out, err = capfd.readouterr()
+    assert "Traceback" not in out + err, err
+
+
 def test_a_hub_address_or_wait_a_sync_would_fail_on_is_refused_naming_it():
     for url in ["hub.example.org", "https//hub.example.org", "127.0.0.1:26610",
-                "ftp://hub.example.org", "https://hub.example.org:99999", ""]:
+                "ftp://hub.example.org", "https://hub.example.org:99999", "",
+                "https://hub.example.org:0", "https://hub.example.org/\x00"]:
         with pytest.raises(ValueError, match="hub_url"):
             vigie.HubTransport(url, "token")
     for name, value in [("timeout", -1), ("timeout", float("nan")),
@@ -230,8 +253,15 @@ def test_a_hub_address_or_wait_a_sync_would_fail_on_is_refused_naming_it():
             vigie.HubTransport("https://hub.example.org", "token", **{name: value})
     with pytest.raises(TypeError, match="exchange_timeout"):
         vigie.HubTransport("https://hub.example.org", "token", exchange_timeout="60")
-    with pytest.raises(ValueError, match="token"):
-        vigie.HubTransport("https://hub.example.org", " ")
+    for token in [" ", "abc\ndef", "\u200b", "jeton\u00e9"]:
+        with pytest.raises(ValueError, match="token"):
+            vigie.HubTransport("https://hub.example.org", token)
+    with pytest.raises(ValueError, match="timeout"):
+        vigie.HubTransport("https://hub.example.org", "token", timeout=1e300)
+    with pytest.raises(TypeError, match="allow_cleartext"):
+        vigie.HubTransport("http://hub.example.org", "token", allow_cleartext="no")
+    with pytest.raises(ValueError, match="cafile"):
+        vigie.HubTransport("https://hub.example.org", "token", cafile="/nowhere/ca.pem")
     vigie.HubTransport("https://hub.example.org:8443/", "token", timeout=30)
 
 

@@ -19,9 +19,11 @@ store only for each of its steps: other threads' calls wait for one step at most
 are strings (UUIDs; ``YYYY-MM-DD``; RFC 3339 instants with an offset).
 """
 
+import _thread
 import difflib
 import functools
 import inspect
+import threading
 import typing
 import uuid
 
@@ -387,6 +389,8 @@ def _naming_the_argument(call):
                     raise WrongType(refused._expected, refused._type_name, refused._inner,
                                     (name,), False, refused._said) from None
             raise
+        finally:
+            _raise_pending_on_main()
 
     return named
 
@@ -455,6 +459,16 @@ class _ProgressOf(SyncProgressListener):  # noqa: F405
             self._interrupted.keep(raised)
 
 
+# A Ctrl-C or exit a change listener raised on the main thread, raised when the call that
+# told it returns (raised inside the callback, ctypes printed and dropped it).
+_pending_on_main = []
+
+
+def _raise_pending_on_main():
+    if _pending_on_main and threading.current_thread() is threading.main_thread():
+        raise _pending_on_main.pop()
+
+
 class _ListenerOf(ChangeListener):  # noqa: F405
     def __init__(self, app):
         self._app = app
@@ -462,12 +476,14 @@ class _ListenerOf(ChangeListener):  # noqa: F405
     def _call(self, method, *args):
         try:
             getattr(self._app, method)(*args)
-        except KeyboardInterrupt:
-            import _thread
-
-            _thread.interrupt_main()
-        except BaseException:  # noqa: B036 (a listener's failure changes nothing)
-            pass
+        except Exception:
+            pass  # a listener's failure changes nothing
+        except BaseException as raised:  # noqa: B036
+            if threading.current_thread() is threading.main_thread():
+                if not _pending_on_main:
+                    _pending_on_main.append(raised)
+            elif isinstance(raised, KeyboardInterrupt):
+                _thread.interrupt_main()
 
     def on_change(self, change):
         self._call("on_change", change)

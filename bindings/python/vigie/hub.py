@@ -2,6 +2,7 @@
 ``POST <hub>/v1/attachments`` for attachments' chunks."""
 
 import errno
+import os
 import http.client
 import ipaddress
 import json
@@ -118,7 +119,7 @@ def _in_clear(hub_url: str) -> bool:
         return True
 
 
-def _check_arguments(hub_url, token, timeout, exchange_timeout):
+def _check_arguments(hub_url, token, timeout, exchange_timeout, allow_cleartext, cafile):
     """Refuses, when the transport is made, an address or a wait a sync could only fail on
     later, as "hub unreachable" (``hub.example.org`` with no scheme, a timeout of -1, NaN or
     "60"): each names its argument."""
@@ -130,16 +131,29 @@ def _check_arguments(hub_url, token, timeout, exchange_timeout):
             "hub_url: must be the hub's address with its scheme, https://hub.example.org"
         )
     try:
-        parts.port
+        port = parts.port
     except ValueError:
-        raise ValueError("hub_url: the port must be a number from 1 to 65535") from None
-    if not isinstance(token, str) or not token.strip():
+        port = 0
+    if port == 0 or any(c in hub_url for c in "\x00\r\n\t "):
+        raise ValueError("hub_url: the port must be a number from 1 to 65535, and the address "
+                         "hold no space or control character")
+    # An enrolment token is printable ASCII (parse_enrolment_token says what it holds).
+    if (not isinstance(token, str) or not token.strip()
+            or not all("!" <= c <= "~" for c in token.strip())):
         raise ValueError("token: must be the device's enrolment token")
     for name, value in (("timeout", timeout), ("exchange_timeout", exchange_timeout)):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError(f"{name}: must be a number of seconds")
-        if not (0 < value < float("inf")):
-            raise ValueError(f"{name}: must be a number of seconds above 0")
+        if not (0 < value <= _LONGEST_WAIT):
+            raise ValueError(f"{name}: must be a number of seconds above 0, at most a day")
+    if not isinstance(allow_cleartext, bool):
+        raise TypeError("allow_cleartext: must be True or False")
+    if cafile is not None and not (isinstance(cafile, (str, os.PathLike)) and os.path.isfile(cafile)):
+        raise ValueError("cafile: must be the path of the hub's authority's certificate (PEM)")
+
+
+# The longest wait a transport takes: a day (a timer of 1e300 seconds cannot be set).
+_LONGEST_WAIT = 86_400
 
 
 class HubTransport(SyncTransport):
@@ -167,7 +181,7 @@ class HubTransport(SyncTransport):
         allow_cleartext: bool = False,
         exchange_timeout: float = 600.0,
     ):
-        _check_arguments(hub_url, token, timeout, exchange_timeout)
+        _check_arguments(hub_url, token, timeout, exchange_timeout, allow_cleartext, cafile)
         if not allow_cleartext and _in_clear(hub_url):
             raise ValueError(
                 "hub_url: an http:// address carries children's records and the device's token "
