@@ -628,6 +628,56 @@ fn a_former_roles_step_that_no_longer_applies_says_why() {
     hub.stop();
 }
 
+/// Two entries of one phone for one case (its area taken away, given back, taken away again,
+/// an edit before each): the first accepted, the second may still be rejected, and the case
+/// keeps none of it. It was refused as "the record holds these changes already".
+#[test]
+fn an_entry_may_be_rejected_after_an_earlier_one_of_its_phone_was_accepted() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let supervisor = Device::enrol(dir.path(), &data, "sup", Role::Supervisor, &[DISTRICT], 1);
+    let mut monitor = Device::enrol(dir.path(), &data, "m", Role::CommunityMonitor, &[C01], 2);
+    let mut hub = Hub::start(&data);
+    monitor.sync(&hub.url).unwrap();
+    let mut case = child(area(C01), "Awa Traoré", monitor.user());
+    case.hours_per_week = 25;
+    let case = monitor.store.create(&case).unwrap().id;
+    monitor.sync(&hub.url).unwrap();
+    for (notes, hours) in [("Vu au marché.", 25), ("Revu au champ.", 7)] {
+        let mut c: ChildCase = monitor.store.get(case).unwrap();
+        c.notes = notes.into();
+        c.hours_per_week = hours;
+        monitor.store.update(&c).unwrap();
+        set_areas(&data, monitor.user(), &[C02]);
+        assert_eq!(monitor.sync(&hub.url).unwrap().quarantined, vec![case]);
+        set_areas(&data, monitor.user(), &[C01]);
+        monitor.sync(&hub.url).unwrap();
+    }
+    let (text, entries) = quarantine_list(&data);
+    assert_eq!(entries.len(), 2, "{text}");
+    let number = |i: usize| entries[i]["entry"].as_i64().unwrap();
+    let out = quarantine_accept(&data, number(0), Some(supervisor.user()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = quarantine_review(&data, "reject", number(1), Some(supervisor.user()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(quarantine_list(&data).1.is_empty());
+    monitor.sync(&hub.url).unwrap();
+    let held: ChildCase = monitor.store.get(case).unwrap();
+    assert_eq!(
+        (held.notes.as_str(), held.hours_per_week),
+        ("Vu au marché.", 25)
+    );
+    hub.stop();
+}
+
 /// Three `vigie erase` of one case at once (an operator, and a script run again after a
 /// timeout): one erases it, the others say it was erased already; none takes the id for one
 /// the hub never held, nor journals such an erasure (on PostgreSQL the record's row, gone

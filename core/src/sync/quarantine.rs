@@ -205,16 +205,38 @@ pub fn reject_quarantined(
     entry: &Quarantined,
     from_revoked: bool,
 ) -> Result<()> {
-    let mut document = match tx.record(entry.record, true)? {
-        Some(stored) => codec::load(entry.record, &stored.document)?,
-        None => Automerge::new(),
+    let stored = tx.record(entry.record, true)?;
+    let held = || -> Result<Automerge> {
+        match &stored {
+            Some(stored) => codec::load(entry.record, &stored.document),
+            None => Ok(Automerge::new()),
+        }
     };
-    let before = document.get_heads();
-    if codec::merge_into(&mut document, entry.record, &entry.changes).is_err() {
-        // Changes that no longer apply (their actor's numbers reused since): as sent.
-        document = Automerge::new();
-        if codec::merge_into(&mut document, entry.record, &entry.changes).is_err() {
-            return Ok(());
+    let mut document = held()?;
+    let mut before = document.get_heads();
+    match codec::merge_into(&mut document, entry.record, &entry.changes) {
+        Ok(()) => {}
+        // Numbered like later edits of the device the hub holds (another entry of it accepted
+        // first, `reauthor`): judged on the record without those, where they were made, so
+        // that what is given up is these changes as sent.
+        Err(Error::ActorReused { actor, seq, .. }) => {
+            let held = held()?;
+            let kept = doc::heads_without(&held, &actor, seq);
+            let Ok(mut made) = held.fork_at(&kept) else {
+                return Ok(());
+            };
+            if codec::merge_into(&mut made, entry.record, &entry.changes).is_err() {
+                return Ok(());
+            }
+            (document, before) = (made, kept);
+        }
+        Err(_) => {
+            // Changes that no longer apply otherwise: as sent.
+            document = Automerge::new();
+            before = Vec::new();
+            if codec::merge_into(&mut document, entry.record, &entry.changes).is_err() {
+                return Ok(());
+            }
         }
     }
     let new = document.get_changes_meta(&before);
