@@ -2467,6 +2467,33 @@ fn a_referral_or_follow_up_form_sent_twice_records_one() {
         "{}",
         journal.body
     );
+    // A verification sent twice with its day is done; one sent from a page that was open
+    // before another supervisor verified it on another day says so: that day stands.
+    let today = chrono::Local::now().date_naive();
+    let yesterday = today - chrono::Days::new(1);
+    for (day, said) in [
+        (today, None),
+        (today, None),
+        (yesterday, Some("vérifié entre-temps")),
+    ] {
+        let day = day.to_string();
+        let sent = browser.post(
+            &format!("{case_path}/status"),
+            &[
+                ("csrf", csrf.as_str()),
+                ("to", "withdrawn"),
+                ("confirm", "yes"),
+                ("date", day.as_str()),
+            ],
+        );
+        match said {
+            None => assert_eq!(sent.status, 303, "{}", sent.body),
+            Some(said) => assert!(sent.body.contains(said), "{}", sent.body),
+        }
+    }
+    f.mine.sync(&s.hub.url).expect("sync");
+    let case: ChildCase = f.mine.store.get(f.my_case).expect("case");
+    assert_eq!(case.remediated_on, Some(today));
 }
 
 /// A referral made in the console names a provider the directory in force lists, offered by

@@ -2532,6 +2532,15 @@ pub async fn case_status(
             };
             let from = case.status;
             if from == to && form.confirm == "yes" && !case.is_merged_duplicate() {
+                // Verified meanwhile by someone else, on another day than the one typed here:
+                // said, as the day counts the child in the figures and sets the follow-ups.
+                if let Some(verified) = case
+                    .remediated_on
+                    .filter(|verified| parse_date(Some(form.date.trim())) != Some(*verified))
+                {
+                    let said = t.fmt("case.verified_meanwhile", t.day(verified));
+                    return form_again(hub, ctx, &viewer, id, said, ("status", Typed::default()));
+                }
                 return status_done_before(hub, ctx, &viewer, id, to);
             }
             if case.is_merged_duplicate()
@@ -2581,6 +2590,10 @@ pub async fn case_status(
         // The same step sent twice (a double click, a form sent again): the case is where it
         // was asked to go, which is said, not refused as a step from a status to itself.
         if changed.is_err() && from == Some(to) {
+            if let Some(verified) = verified_on.filter(|verified| verifies && *verified != on) {
+                let said = t.fmt("case.verified_meanwhile", t.day(verified));
+                return form_again(hub, ctx, &viewer, id, said, ("status", Typed::default()));
+            }
             return status_done_before(hub, ctx, &viewer, id, to);
         }
         let outcome = changed
