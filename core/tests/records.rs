@@ -429,9 +429,13 @@ fn names_and_one_line_fields_are_short_plain_lines() {
         // Spaces alone look empty, and an export counted the guardian as recorded.
         ("guardian", "   ".to_string()),
         ("guardian", "\u{a0}".to_string()),
-        // A task that shows nothing, in a list of them.
+        // A task that shows nothing, in a list of them (format characters of other planes,
+        // the combining grapheme joiner, too).
         ("tasks", "\u{200b}".to_string()),
         ("tasks", "\u{3164}".to_string()),
+        ("tasks", "\u{1d173}".to_string()),
+        ("tasks", "\u{1bca0}\u{34f}".to_string()),
+        ("guardian", "\u{13430}".to_string()),
         ("household", "Aya ".repeat(31)),
         ("activity", "Aya\u{202d}".into()),
     ] {
