@@ -429,8 +429,8 @@ fn names_and_one_line_fields_are_short_plain_lines() {
         // Spaces alone look empty, and an export counted the guardian as recorded.
         ("guardian", "   ".to_string()),
         ("guardian", "\u{a0}".to_string()),
-        // A task that shows nothing, in a list of them (format characters of other planes,
-        // the combining grapheme joiner, too).
+        // A task that shows nothing, in a list of them (format characters of other planes
+        // too).
         ("tasks", "\u{200b}".to_string()),
         ("tasks", "\u{3164}".to_string()),
         ("tasks", "\u{1d173}".to_string()),

@@ -1424,9 +1424,9 @@ fn run(cli: Cli) -> Result<(), String> {
                 .any(|(_, reason)| *reason == Refusal::AuthorRevoked);
             let rebuilt = match revoked {
                 true => {
-                    " (those holding a revoked device's changes that could not be kept for \
-                     review — the work of several revoked devices, or rejected in a review — \
-                     will never be taken: the phones holding them keep them refused)"
+                    " (those holding a revoked or reset device's changes that a review \
+                     rejected, or that were refused from their author, will never be taken: \
+                     the phones holding them keep them refused)"
                 }
                 false => "",
             };
@@ -1435,8 +1435,9 @@ fn run(cli: Cli) -> Result<(), String> {
                 (0, waiting) => Err(format!(
                     "{waiting} records of the bundle wait for changes other devices made: \
                      import those devices' bundles (or let them sync), then this file again; \
-                     of those records, only what the exporter changed before it received \
-                     those devices' changes was taken, the rest of the bundle was"
+                     a lost or reset phone's part waits for its review (`vigie quarantine \
+                     list`); of those records, only what the exporter changed before it \
+                     received those devices' changes was taken, the rest of the bundle was"
                 )),
                 (refused, 0) => Err(format!(
                     "{refused} records of the bundle were refused{rebuilt}"
