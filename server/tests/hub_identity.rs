@@ -1110,6 +1110,68 @@ fn a_reset_phones_work_a_colleague_carried_is_kept_for_review() {
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
 
+/// Three monitors' phones certified, a supervisor, the hub: a case made on the first phone
+/// offline, passed to the second in a peer session and referred there, then passed on to the
+/// third (the carrier); `between` runs on the first before the second passes it on.
+struct Relayed {
+    first: Device,
+    second: Device,
+    carrier: Device,
+    supervisor: uuid::Uuid,
+    hub: Hub,
+    case: uuid::Uuid,
+}
+
+fn relayed(
+    dir: &std::path::Path,
+    data: &std::path::Path,
+    between: impl FnOnce(&mut Device, uuid::Uuid),
+) -> Relayed {
+    let mut first = Device::enrol(dir, data, "m0", Role::CommunityMonitor, &[C01], 1);
+    let mut second = Device::enrol(dir, data, "m1", Role::CommunityMonitor, &[C01], 2);
+    let mut carrier = Device::enrol(dir, data, "m2", Role::CommunityMonitor, &[C01], 3);
+    let supervisor = add_user(data, "Superviseure", Role::Supervisor, &[DISTRICT]);
+    let hub = Hub::start(data);
+    certify(&hub, &mut [&mut first, &mut second, &mut carrier]);
+    let today = chrono::Local::now().date_naive();
+    let case = first
+        .store
+        .create(&child(area(C01), NAME, first.user()))
+        .unwrap()
+        .id;
+    peer(&mut first, &mut second).unwrap();
+    second
+        .store
+        .refer_case(case, Referral::new(ServiceKind::Education, "École", today))
+        .unwrap();
+    between(&mut first, case);
+    peer(&mut second, &mut carrier).unwrap();
+    Relayed {
+        first,
+        second,
+        carrier,
+        supervisor,
+        hub,
+        case,
+    }
+}
+
+/// The second phone of `relayed`, reset: set up again under a reissued token.
+fn set_up_again(dir: &std::path::Path, data: &std::path::Path, reset: &Device) -> Device {
+    let token = reissue(data, reset.token.device);
+    Device::open(dir, "m1-again", &token, Role::CommunityMonitor, &[C01], 5)
+}
+
+/// Accepts the one entry waiting for review, which must be `user`'s work.
+fn accept_the_entry_of(data: &std::path::Path, user: uuid::Uuid, by: uuid::Uuid) {
+    let (text, entries) = quarantine_list(data);
+    assert_eq!(entries.len(), 1, "{text}");
+    assert_eq!(entries[0]["user"], user.to_string(), "{text}");
+    let number = entries[0]["entry"].as_i64().unwrap();
+    let out = common::lifecycle::quarantine_accept(data, number, Some(by));
+    assert!(out.status.success(), "{}", common::stderr(&out));
+}
+
 /// The reset phone's work built on a colleague's she has not synced yet (her new case, which
 /// the reset phone referred): the carrier's push waits for her, rather than keep her case for
 /// review as the reset phone's user's work (her own sync of it was then refused for good, and
@@ -1119,39 +1181,23 @@ fn a_reset_phones_work_a_colleague_carried_is_kept_for_review() {
 fn a_reset_phones_work_on_a_colleagues_unsent_case_waits_for_her() {
     let dir = TempDir::new().unwrap();
     let data = dir.path().join("hub");
-    let mut maker = Device::enrol(dir.path(), &data, "m0", Role::CommunityMonitor, &[C01], 1);
-    let mut reset = Device::enrol(dir.path(), &data, "m1", Role::CommunityMonitor, &[C01], 2);
-    let mut carrier = Device::enrol(dir.path(), &data, "m2", Role::CommunityMonitor, &[C01], 3);
-    let supervisor = add_user(&data, "Superviseure", Role::Supervisor, &[DISTRICT]);
-    let mut hub = Hub::start(&data);
-    certify(&hub, &mut [&mut maker, &mut reset, &mut carrier]);
-    let today = chrono::Local::now().date_naive();
-    let case = maker
-        .store
-        .create(&child(area(C01), NAME, maker.user()))
-        .unwrap()
-        .id;
-    peer(&mut maker, &mut reset).unwrap();
-    reset
-        .store
-        .refer_case(case, Referral::new(ServiceKind::Education, "École", today))
-        .unwrap();
-    let mut c: ChildCase = maker.store.get(case).unwrap();
-    c.followups.insert(
-        uuid::Uuid::now_v7(),
-        FollowUp::new(today, FollowUpSituation::StillWorking, None),
-    );
-    maker.store.update(&c).unwrap();
-    peer(&mut reset, &mut carrier).unwrap();
-    let token = reissue(&data, reset.token.device);
-    let mut again = Device::open(
-        dir.path(),
-        "m1-again",
-        &token,
-        Role::CommunityMonitor,
-        &[C01],
-        5,
-    );
+    let Relayed {
+        first: mut maker,
+        second: reset,
+        mut carrier,
+        supervisor,
+        mut hub,
+        case,
+    } = relayed(dir.path(), &data, |maker, case| {
+        let mut c: ChildCase = maker.store.get(case).unwrap();
+        let today = chrono::Local::now().date_naive();
+        c.followups.insert(
+            uuid::Uuid::now_v7(),
+            FollowUp::new(today, FollowUpSituation::StillWorking, None),
+        );
+        maker.store.update(&c).unwrap();
+    });
+    let mut again = set_up_again(dir.path(), &data, &reset);
     again.sync(&hub.url).unwrap();
 
     let summary = carrier.sync(&hub.url).unwrap();
@@ -1160,12 +1206,7 @@ fn a_reset_phones_work_on_a_colleagues_unsent_case_waits_for_her() {
     let summary = maker.sync(&hub.url).unwrap();
     assert!(summary.refused.is_empty(), "{summary:?}");
     carrier.sync(&hub.url).unwrap();
-    let (text, entries) = quarantine_list(&data);
-    assert_eq!(entries.len(), 1, "{text}");
-    assert_eq!(entries[0]["user"], reset.user().to_string(), "{text}");
-    let number = entries[0]["entry"].as_i64().unwrap();
-    let out = common::lifecycle::quarantine_accept(&data, number, Some(supervisor));
-    assert!(out.status.success(), "{}", common::stderr(&out));
+    accept_the_entry_of(&data, reset.user(), supervisor);
     for phone in [&mut maker, &mut carrier, &mut again] {
         let summary = phone.sync(&hub.url).unwrap();
         assert!(summary.refused.is_empty(), "{summary:?}");
@@ -1185,53 +1226,27 @@ fn a_reset_phones_work_on_a_colleagues_unsent_case_waits_for_her() {
 fn the_work_of_two_lost_phones_one_built_on_the_other_is_kept_in_turn() {
     let dir = TempDir::new().unwrap();
     let data = dir.path().join("hub");
-    let mut first = Device::enrol(dir.path(), &data, "m0", Role::CommunityMonitor, &[C01], 1);
-    let mut second = Device::enrol(dir.path(), &data, "m1", Role::CommunityMonitor, &[C01], 2);
-    let mut carrier = Device::enrol(dir.path(), &data, "m2", Role::CommunityMonitor, &[C01], 3);
-    let supervisor = add_user(&data, "Superviseure", Role::Supervisor, &[DISTRICT]);
-    let mut hub = Hub::start(&data);
-    certify(&hub, &mut [&mut first, &mut second, &mut carrier]);
-    let today = chrono::Local::now().date_naive();
-    let case = first
-        .store
-        .create(&child(area(C01), NAME, first.user()))
-        .unwrap()
-        .id;
-    peer(&mut first, &mut second).unwrap();
-    second
-        .store
-        .refer_case(case, Referral::new(ServiceKind::Education, "École", today))
-        .unwrap();
-    peer(&mut second, &mut carrier).unwrap();
+    let Relayed {
+        first,
+        second,
+        mut carrier,
+        supervisor,
+        mut hub,
+        case,
+    } = relayed(dir.path(), &data, |_, _| {});
     assert!(common::revoke(&data, first.token.device));
     // The second phone set up again: its new store syncs (until then, the carrier waits).
-    let token = reissue(&data, second.token.device);
-    let mut again = Device::open(
-        dir.path(),
-        "m1-again",
-        &token,
-        Role::CommunityMonitor,
-        &[C01],
-        5,
-    );
+    let mut again = set_up_again(dir.path(), &data, &second);
     let summary = carrier.sync(&hub.url).unwrap();
     assert_eq!(summary.awaiting_author, vec![case], "{summary:?}");
     assert!(quarantine_list(&data).1.is_empty());
     again.sync(&hub.url).unwrap();
 
-    let accept_the_entry_of = |user: uuid::Uuid| {
-        let (text, entries) = quarantine_list(&data);
-        assert_eq!(entries.len(), 1, "{text}");
-        assert_eq!(entries[0]["user"], user.to_string(), "{text}");
-        let number = entries[0]["entry"].as_i64().unwrap();
-        let out = common::lifecycle::quarantine_accept(&data, number, Some(supervisor));
-        assert!(out.status.success(), "{}", common::stderr(&out));
-    };
     let summary = carrier.sync(&hub.url).unwrap();
     assert_eq!(summary.awaiting_author, vec![case], "{summary:?}");
-    accept_the_entry_of(first.user());
+    accept_the_entry_of(&data, first.user(), supervisor);
     carrier.sync(&hub.url).unwrap();
-    accept_the_entry_of(second.user());
+    accept_the_entry_of(&data, second.user(), supervisor);
     for _ in 0..2 {
         let summary = carrier.sync(&hub.url).unwrap();
         assert!(summary.refused.is_empty(), "{summary:?}");

@@ -58,17 +58,13 @@ fn users_and_devices_are_listed_deactivated_and_reissued() {
     // A name corrected (misspelt, changed by marriage): the same user, by id; a name that
     // breaks the rule of names, or the same name again, is refused.
     let monitor_id = monitor.user().to_string();
-    let out = admin(
-        &data,
-        &[
-            "user",
-            "rename",
-            "--user",
-            &monitor_id,
-            "--name",
-            "Aïcha Koné-Traoré",
-        ],
-    );
+    let rename = |name: &str| {
+        admin(
+            &data,
+            &["user", "rename", "--user", &monitor_id, "--name", name],
+        )
+    };
+    let out = rename("Aïcha Koné-Traoré");
     assert!(
         out.status.success(),
         "{}",
@@ -80,24 +76,10 @@ fn users_and_devices_are_listed_deactivated_and_reissued() {
         "Aïcha Koné-Traoré"
     );
     for name in ["", "Aïcha\nKoné", "Aïcha Koné-Traoré"] {
-        let out = admin(
-            &data,
-            &["user", "rename", "--user", &monitor_id, "--name", name],
-        );
-        assert!(!out.status.success(), "{name:?}");
+        assert!(!rename(name).status.success(), "{name:?}");
     }
     // Another user's name: done, and said, as for a user added under it.
-    let out = admin(
-        &data,
-        &[
-            "user",
-            "rename",
-            "--user",
-            &monitor_id,
-            "--name",
-            "Inspector",
-        ],
-    );
+    let out = rename("Inspector");
     assert!(out.status.success());
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("another user has this name"), "{said}");
