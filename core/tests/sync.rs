@@ -2361,6 +2361,69 @@ fn a_value_a_later_rule_refuses_holds_back_no_edit_that_leaves_it() {
     let summary = sync(&mut monitor, &mut hub);
     assert!(summary.refused.is_empty(), "{summary:?}");
     assert_eq!(hub.get::<ChildCase>(case.id).unwrap().followups.len(), 1);
+
+    // Nothing else goes through beside it: 500 hours a week, another blank task.
+    let refused_on = |store: &mut Store, change: &dyn Fn(&mut ChildCase)| {
+        let mut c: ChildCase = store.get(case.id).unwrap();
+        change(&mut c);
+        match store.update(&c) {
+            Err(Error::Validation(e)) => e.field,
+            other => panic!("taken: {other:?}"),
+        }
+    };
+    assert_eq!(
+        refused_on(&mut monitor.store, &|c| c.hours_per_week = 500),
+        "hours_per_week"
+    );
+    assert_eq!(
+        refused_on(&mut monitor.store, &|c| {
+            c.tasks.insert("\u{2060}".into());
+        }),
+        "tasks"
+    );
+    // Written past the phone's check, as an altered app would, and pushed: refused by the hub.
+    let mut bad: ChildCase = monitor.store.get(case.id).unwrap();
+    bad.hours_per_week = 500;
+    let mut document = automerge::Automerge::load(&monitor.store.export_document(case.id).unwrap())
+        .unwrap()
+        .with_actor(monitor.store.actor().clone());
+    let heads = document.get_heads();
+    vigie_core::doc::write_record(&mut document, &bad, &author).unwrap();
+    let changes: Vec<u8> = document
+        .get_changes(&heads)
+        .iter()
+        .flat_map(|c| c.raw_bytes().to_vec())
+        .collect();
+    let request = wire::encode_request(&wire::SyncRequest {
+        actor: monitor.store.actor().to_bytes().to_vec(),
+        cursor: None,
+        push: vec![wire::PushEntry {
+            id: case.id,
+            heads: heads.iter().map(|h| h.0).collect(),
+            changes,
+        }],
+        refetch: Vec::new(),
+        max_response_bytes: 256 * 1024,
+        receipt: 0,
+        identity: None,
+        headless_documents: false,
+        incarnation: None,
+        device_clock: None,
+    });
+    let response = hub
+        .hub_handle(&monitor.principal, &request, &HubLimits::default())
+        .unwrap();
+    let response = wire::decode_response(&response, 1 << 26).unwrap();
+    assert!(
+        matches!(
+            &response.acks[0].outcome,
+            wire::PushOutcome::Refused { reason: Refusal::BreaksValidation, detail: Some(d) }
+                if d.field == "hours_per_week"
+        ),
+        "{:?}",
+        response.acks
+    );
+    assert_eq!(hub.get::<ChildCase>(case.id).unwrap().hours_per_week, 10);
 }
 
 /// Exchanges the bytes as an app does itself (`hub_sync_request`, the hub, `hub_sync_apply`)

@@ -354,17 +354,15 @@ fn check_edit<R: Record>(
     if dates.iter().any(|(_, day)| today.implausible(*day)) {
         crate::domain::records::events_within_their_time(&today, &stored()?.event_dates(), &dates)?;
     }
-    if let Err(e) = record.validate(&write.reference) {
-        // What the record as stored broke already (a rule newer than the value: a blank task
-        // an earlier version took) holds back no edit that leaves it so: a follow-up could not
-        // be recorded on the case. The hub judges alike (`hub::check_content`).
-        let broken_already = stored()
-            .ok()
-            .and_then(|stored| stored.validate(&write.reference).err())
-            .is_some_and(|was| was.field == e.field && was.rule == e.rule);
-        if !broken_already {
-            return Err(e.into());
-        }
+    // What the record as stored broke already (a rule newer than the value: a blank task an
+    // earlier version took) holds back no edit that leaves it so (a follow-up could not be
+    // recorded on the case), and lets nothing else through. The hub judges alike
+    // (`hub::check_content`).
+    if record.validate(&write.reference).is_err() {
+        let stored = stored().ok();
+        crate::domain::records::validate_beside(record, stored.as_ref(), |r| {
+            r.validate(&write.reference)
+        })?;
     }
     check_references(tx, record)?;
     check_visit_filing(tx, record, &|| stored().map(Some))?;
@@ -907,6 +905,31 @@ impl TypedRecord {
             TypedRecord::ChildCase(r) => derive_stored(r, reference, heads, concurrent),
             TypedRecord::User(r) => derive_stored(r, reference, heads, concurrent),
             TypedRecord::Reference => {}
+        }
+    }
+
+    /// The record's own validation, excusing what `before` broke already in a field this
+    /// record leaves as it was (`records::validate_beside`).
+    pub(crate) fn validate_beside(
+        &self,
+        before: Option<&TypedRecord>,
+        reference: &ReferenceData,
+    ) -> Result<(), ValidationError> {
+        use crate::domain::records::validate_beside;
+        match (self, before) {
+            (TypedRecord::Workplace(r), Some(TypedRecord::Workplace(b))) => {
+                validate_beside(r, Some(b), |r| r.validate(reference))
+            }
+            (TypedRecord::Visit(r), Some(TypedRecord::Visit(b))) => {
+                validate_beside(r, Some(b), |r| r.validate(reference))
+            }
+            (TypedRecord::ChildCase(r), Some(TypedRecord::ChildCase(b))) => {
+                validate_beside(r, Some(b), |r| r.validate(reference))
+            }
+            (TypedRecord::User(r), Some(TypedRecord::User(b))) => {
+                validate_beside(r, Some(b), |r| r.validate(reference))
+            }
+            _ => self.validate(reference),
         }
     }
 

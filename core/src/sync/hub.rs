@@ -4596,14 +4596,10 @@ pub(crate) fn check_content(
     let known = from.map(TypedRecord::event_dates).unwrap_or_default();
     crate::domain::records::events_within_their_time(today, &known, &to.event_dates())
         .map_err(Refused::breaking)?;
-    if let Err(mut e) = after.validate(reference)
-        // What the version the sender's changes were made on broke already (a rule newer than
-        // the value: a blank task an earlier version took) holds back no edit that leaves it
-        // so, as a phone judges a peer's copy (`received::check_values`).
-        && !from
-            .and_then(|from| from.validate(reference).err())
-            .is_some_and(|was| was.field == e.field && was.rule == e.rule)
-    {
+    // What the version the sender's changes were made on broke already (a rule newer than the
+    // value: a blank task an earlier version took) holds back no edit that leaves it so, and
+    // lets nothing else through, as a phone judges a peer's copy (`received::check_values`).
+    if let Err(mut e) = after.validate_beside(from, reference) {
         let pins = crate::domain::reference::content::PINS_FIELD;
         if e.field.starts_with(pins) {
             return Err(Refusal::UnknownReference.into());

@@ -347,14 +347,11 @@ fn check_values(
     (reference, today): (&ReferenceData, &records::Today),
 ) -> Result<()> {
     let breaks = |e: crate::error::ValidationError| refused(id, format!("{} {}", e.field, e.rule));
-    if let Err(e) = record.validate(reference) {
-        // The same rule on the same field, broken by the copy held here already.
-        let broken_already = || -> Result<bool> {
-            Ok(held()?
-                .and_then(|h| h.validate(reference).err())
-                .is_some_and(|was| was.field == e.field && was.rule == e.rule))
-        };
-        if !records::judged_elsewhere(&e) && !broken_already()? {
+    if record.validate(reference).is_err() {
+        // What the copy held here broke already, in a field the record leaves as it was.
+        if let Err(e) = record.validate_beside(held()?, reference)
+            && !records::judged_elsewhere(&e)
+        {
             return Err(breaks(e));
         }
     }

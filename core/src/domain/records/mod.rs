@@ -289,6 +289,69 @@ pub fn latest_event_day() -> chrono::NaiveDate {
     Today::by_clock().latest_event_day()
 }
 
+/// The most fields `validate_beside` excuses in one record.
+const MAX_EXCUSED: usize = 8;
+
+/// `record`'s validation (`validate`), excusing each top-level field it leaves as `before`
+/// held it and whose value breaks a rule newer than the value (a blank task an earlier version
+/// took): that field is judged as if empty, and every other field as always, so that an edit
+/// that leaves it holds back nothing else and lets nothing else through. A field that changed,
+/// a number or a flag (nothing to judge it as instead), or one within a collection, is not
+/// excused. The error is the first the record breaks otherwise.
+pub fn validate_beside<R>(
+    record: &R,
+    before: Option<&R>,
+    validate: impl Fn(&R) -> Result<(), ValidationError>,
+) -> Result<(), ValidationError>
+where
+    R: Serialize + DeserializeOwned,
+{
+    let mut error = match validate(record) {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
+    let (Some(before), Ok(mut judged)) = (before, serde_json::to_value(record)) else {
+        return Err(error);
+    };
+    let Ok(held) = serde_json::to_value(before) else {
+        return Err(error);
+    };
+    // Each field excused, with what it broke: said if emptying it breaks another rule of it.
+    let mut excused: Vec<ValidationError> = Vec::new();
+    for _ in 0..MAX_EXCUSED {
+        if let Some(was) = excused.iter().find(|was| was.field == error.field) {
+            return Err(was.clone());
+        }
+        // Reference versions this device lacks are no value of the record's to excuse.
+        if judged_elsewhere(&error) {
+            return Err(error);
+        }
+        let field = error.field.clone();
+        let (Some(now), Some(was)) = (judged.get(&field), held.get(&field)) else {
+            return Err(error);
+        };
+        let empty = match now {
+            serde_json::Value::String(_) => serde_json::Value::String(String::new()),
+            serde_json::Value::Array(_) => serde_json::Value::Array(Vec::new()),
+            serde_json::Value::Object(_) => serde_json::Value::Object(Default::default()),
+            _ => return Err(error),
+        };
+        if now != was || *now == empty {
+            return Err(error);
+        }
+        judged[&field] = empty;
+        let Ok(emptied) = serde_json::from_value::<R>(judged.clone()) else {
+            return Err(error);
+        };
+        excused.push(error);
+        match validate(&emptied) {
+            Ok(()) => return Ok(()),
+            Err(e) => error = e,
+        }
+    }
+    Err(error)
+}
+
 /// What a machine knows of today when it judges the days a record tells of
 /// (`events_within_their_time`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
