@@ -486,3 +486,19 @@ fn refiled_key(community: &str) -> String {
 pub(crate) fn carried_key(carrier: Uuid) -> String {
     format!("carried_by:{carrier}")
 }
+
+/// The setting that says a revoked or reset device's carried work made of these changes was
+/// rejected in review: no carrier's copy of the same is kept again (each came back at every
+/// sync, the entry waiting again).
+pub(crate) fn rejected_carried_key(changes: &[automerge::ChangeHash]) -> String {
+    use sha2::Digest;
+    let mut sorted: Vec<&automerge::ChangeHash> = changes.iter().collect();
+    sorted.sort();
+    let mut digest = sha2::Sha256::new();
+    for hash in sorted {
+        digest.update(hash.0);
+    }
+    let digest: [u8; 32] = digest.finalize().into();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("rejected_carried:{hex}")
+}

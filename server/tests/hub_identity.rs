@@ -1259,6 +1259,47 @@ fn the_work_of_two_lost_phones_one_built_on_the_other_is_kept_in_turn() {
     assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
 }
 
+/// The first lost phone's part rejected in review: not kept again at the carrier's next syncs,
+/// and the carrier told it will never come (the second's, built on it, neither), so that it can
+/// let the case go; it waited for ever, an entry coming back after each rejection.
+#[test]
+fn a_lost_phones_work_rejected_is_not_kept_again() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let Relayed {
+        first,
+        second,
+        mut carrier,
+        supervisor,
+        mut hub,
+        case,
+    } = relayed(dir.path(), &data, |_, _| {});
+    assert!(common::revoke(&data, first.token.device));
+    assert!(common::revoke(&data, second.token.device));
+    let summary = carrier.sync(&hub.url).unwrap();
+    assert_eq!(summary.awaiting_author, vec![case], "{summary:?}");
+    let (text, entries) = quarantine_list(&data);
+    assert_eq!(entries.len(), 1, "{text}");
+    let out = common::lifecycle::quarantine_review(
+        &data,
+        "reject",
+        entries[0]["entry"].as_i64().unwrap(),
+        Some(supervisor),
+    );
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    for _ in 0..2 {
+        let summary = carrier.sync(&hub.url).unwrap();
+        assert!(summary.awaiting_author.is_empty(), "{summary:?}");
+        assert!(quarantine_list(&data).1.is_empty());
+    }
+    carrier.store.discard_refused_changes(case).unwrap();
+    let summary = carrier.sync(&hub.url).unwrap();
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    assert_eq!(carrier.store.hub_outbox_len().unwrap(), 0);
+    hub.stop();
+    assert!(hub.log_errors().is_empty(), "{:?}", hub.log_errors());
+}
+
 /// A monitor's phone lost after it passed her work to colleagues in peer sessions — a new
 /// child's case and a note on a case the hub holds to one colleague (who then edits that case
 /// too), the same and a follow-up recorded since to another — and revoked: the colleagues'

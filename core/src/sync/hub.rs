@@ -428,12 +428,15 @@ fn tell_revoked_authors<S: HubStorage + ?Sized>(
         }
     }
     let all: Vec<_> = carried.iter().chain(&waiting_on_review).copied().collect();
-    let (kept, no_room) = keep_all_carried(storage, who, limits, &all)?;
+    let (kept, no_room, rejected) = keep_all_carried(storage, who, limits, &all)?;
     // Kept for review, or never to be: the carrier rebuilds the record without it. With no
     // room left for review, it waits on the carrier's phone, which sends it again at its next
     // sync, rather than drop the lost phone's work.
+    // Of several lost phones' work, the first's rejected: what builds on it never comes either.
     for ack in acks.iter_mut() {
-        if carried.iter().any(|(entry, _)| entry.id == ack.id) && !no_room.contains(&ack.id) {
+        if (carried.iter().any(|(entry, _)| entry.id == ack.id) && !no_room.contains(&ack.id))
+            || rejected.contains(&ack.id)
+        {
             ack.outcome = refused(Refusal::AuthorRevoked);
         }
     }
@@ -483,20 +486,21 @@ fn keep_all_carried<S: HubStorage + ?Sized>(
     carrier: &Principal,
     limits: &HubLimits,
     carried: &[(&PushEntry, ChangeAuthor)],
-) -> Result<(Vec<Uuid>, Vec<Uuid>)> {
+) -> Result<(Vec<Uuid>, Vec<Uuid>, Vec<Uuid>)> {
     if carried.is_empty() {
-        return Ok((Vec::new(), Vec::new()));
+        return Ok((Vec::new(), Vec::new(), Vec::new()));
     }
     storage.in_transaction(&mut |tx| {
-        let (mut kept, mut no_room) = (Vec::new(), Vec::new());
+        let (mut kept, mut no_room, mut rejected) = (Vec::new(), Vec::new(), Vec::new());
         for (entry, author) in carried {
             match keep_carried_for_review(tx, carrier, limits, entry, *author)? {
                 Carried::Kept => kept.push(entry.id),
                 Carried::NoRoom => no_room.push(entry.id),
                 Carried::NotKept => {}
+                Carried::Rejected => rejected.push(entry.id),
             }
         }
-        Ok((kept, no_room))
+        Ok((kept, no_room, rejected))
     })
 }
 
@@ -508,6 +512,9 @@ enum Carried {
     NoRoom,
     /// Never to be kept (rejected, erased, outside the carrier's scope, not its device's).
     NotKept,
+    /// The same copy was rejected in an earlier review: never kept again, and what builds
+    /// on it will never be taken.
+    Rejected,
 }
 
 /// Of the changes `document` holds past `before`, those `author`'s device made, with those of
@@ -626,6 +633,12 @@ fn keep_carried_for_review(
     };
     if !carrier.scope(&reference).receives(kind, area.as_ref()) || tx.any_given_up_change(&new)? {
         return Ok(Carried::NotKept);
+    }
+    if tx
+        .setting(&crate::storage::rejected_carried_key(&new))?
+        .is_some()
+    {
+        return Ok(Carried::Rejected);
     }
     // The same work waiting already (another colleague's copy of it): no second entry. One
     // holding more than this copy (the same work with a thief's edits after it, carried by

@@ -255,6 +255,11 @@ pub fn reject_quarantined(
     // wrote on it) would be refused in every copy to come, clean ones included, and with it
     // the colleagues' edits built on it.
     if from_revoked {
+        // That copy of it is not kept again, from any carrier.
+        let hashes: Vec<ChangeHash> = new.iter().map(|c| c.hash).collect();
+        if !hashes.is_empty() {
+            tx.set_setting(&crate::storage::rejected_carried_key(&hashes), "1")?;
+        }
         return Ok(());
     }
     // Only what the entry's device made: a colleague's edits a lost phone's work was carried
