@@ -262,6 +262,8 @@ def test_a_hub_address_or_wait_a_sync_would_fail_on_is_refused_naming_it():
         vigie.HubTransport("http://hub.example.org", "token", allow_cleartext="no")
     with pytest.raises(ValueError, match="cafile"):
         vigie.HubTransport("https://hub.example.org", "token", cafile="/nowhere/ca.pem")
+    with pytest.raises(ValueError, match="cafile"):
+        vigie.HubTransport("https://hub.example.org", "token", cafile=__file__)
     vigie.HubTransport("https://hub.example.org:8443/", "token", timeout=30)
 
 

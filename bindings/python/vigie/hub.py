@@ -188,7 +188,12 @@ class HubTransport(SyncTransport):
                 "in clear across the network: give the hub's https:// address (or "
                 "allow_cleartext=True on a closed network)"
             )
-        context = ssl.create_default_context(cafile=cafile)
+        try:
+            context = ssl.create_default_context(cafile=cafile)
+        except ssl.SSLError:
+            raise ValueError(
+                "cafile: holds no certificate (PEM) of the hub's authority"
+            ) from None
         self._opener = urllib.request.build_opener(
             _NoRedirect, _HTTP(self), _HTTPS(self, context)
         )
