@@ -2036,7 +2036,7 @@ fn push_manifest_change(
     at: Option<&[automerge::ChangeHash]>,
     change: impl FnOnce(&mut automerge::Automerge, &ChangeAuthor),
 ) -> vigie_core::sync::wire::PushOutcome {
-    use vigie_core::sync::wire::{PushEntry, SyncRequest, decode_response, encode_request};
+    use vigie_core::sync::wire::PushEntry;
     let bytes = d.store.export_document(record).unwrap();
     let whole = automerge::Automerge::load(&bytes).unwrap();
     // On an older version, under another actor of the device (as a copy restored from a
@@ -2059,28 +2059,16 @@ fn push_manifest_change(
         device: d.store.device_id(),
     };
     change(&mut doc, &author);
-    let request = encode_request(&SyncRequest {
-        actor: d.store.actor().to_bytes().to_vec(),
-        cursor: None,
-        push: vec![PushEntry {
+    common::push_one(
+        hub,
+        &d.principal,
+        &d.store,
+        PushEntry {
             id: record,
             heads: before.iter().map(|h| h.0).collect(),
             changes: doc.save_after(&before),
-        }],
-        refetch: Vec::new(),
-        max_response_bytes: 256 * 1024,
-        receipt: 0,
-        identity: None,
-        headless_documents: false,
-        incarnation: None,
-        device_clock: None,
-    });
-    let response = hub
-        .hub_handle(&d.principal, &request, &HubLimits::default())
-        .unwrap();
-    decode_response(&response, 1 << 26).unwrap().acks[0]
-        .outcome
-        .clone()
+        },
+    )
 }
 
 /// The hub's refusal of a record naming an attachment id another record holds.

@@ -508,36 +508,6 @@ fn a_synced_case(dir: &TempDir) -> (Store, Store, Principal, ChildCase) {
     (device, hub, principal, case)
 }
 
-/// Pushes one record as `device`'s sync request, straight to the hub store: the hub's outcome.
-fn push_one(
-    hub: &mut Store,
-    principal: &Principal,
-    device: &Store,
-    entry: PushEntry,
-) -> wire::PushOutcome {
-    let request = SyncRequest {
-        actor: device.actor().to_bytes().to_vec(),
-        cursor: None,
-        push: vec![entry],
-        refetch: Vec::new(),
-        max_response_bytes: 256 * 1024,
-        receipt: 0,
-        identity: None,
-        headless_documents: false,
-        incarnation: None,
-        device_clock: None,
-    };
-    let response = hub
-        .hub_handle(
-            principal,
-            &wire::encode_request(&request),
-            &HubLimits::default(),
-        )
-        .expect("the push is answered");
-    let response = wire::decode_response(&response, 1 << 26).unwrap();
-    response.acks[0].outcome.clone()
-}
-
 /// The device's own edit of `case` (its hours), made in its document with its actor, with the
 /// first operation numbered `renumber(honest number)`: the change's bytes and the document
 /// it was made on.
@@ -576,7 +546,7 @@ fn changes_numbered_out_of_sequence_are_refused_and_the_record_stays_editable() 
     let (device, mut hub, principal, case) = a_synced_case(&dir);
 
     let push = |hub: &mut Store, (changes, heads): (Vec<u8>, Vec<[u8; 32]>)| {
-        push_one(
+        common::push_one(
             hub,
             &principal,
             &device,
@@ -651,7 +621,7 @@ fn a_push_of_bytes_that_are_no_automerge_data_is_refused() {
         ("cut", cut),
         ("garbage after a change", tail),
     ] {
-        let outcome = push_one(
+        let outcome = common::push_one(
             &mut hub,
             &principal,
             &device,
@@ -716,7 +686,7 @@ fn no_device_fills_a_record_s_operations() {
     common::enrol_all(&mut hub, &mut [(&mut colleague, &colleague_is)]);
     let share = DocumentLimits::STANDARD.max_operations / 4;
     let push = |hub: &mut Store, device: &Store, (changes, heads): (Vec<u8>, Vec<[u8; 32]>)| {
-        push_one(
+        common::push_one(
             hub,
             &principal,
             device,
@@ -874,7 +844,7 @@ fn own_changes_after_one_that_waits_wait_too() {
     for change in [&relayed, &first, &second, &third] {
         changes.extend_from_slice(change.clone().bytes().as_ref());
     }
-    let outcome = push_one(
+    let outcome = common::push_one(
         &mut hub,
         &principal,
         &device,
@@ -972,7 +942,7 @@ fn the_versions_a_record_was_captured_with_are_set_once_to_its_own_country_s() {
         moved.captured_with.country_profile = Some(to);
         vigie_core::doc::write_record(&mut doc, &moved, &author).unwrap();
         let change = doc.get_changes(&before).pop().unwrap();
-        push_one(
+        common::push_one(
             hub,
             &principal,
             &device,
@@ -1017,7 +987,7 @@ fn the_versions_a_record_was_captured_with_are_set_once_to_its_own_country_s() {
     new.captured_with.country_profile = other;
     let mut doc = automerge::Automerge::new().with_actor(device.actor().clone());
     vigie_core::doc::write_record(&mut doc, &new, &author).unwrap();
-    let outcome = push_one(
+    let outcome = common::push_one(
         &mut hub,
         &principal,
         &device,

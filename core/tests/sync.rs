@@ -2394,34 +2394,23 @@ fn a_value_a_later_rule_refuses_holds_back_no_edit_that_leaves_it() {
         .iter()
         .flat_map(|c| c.raw_bytes().to_vec())
         .collect();
-    let request = wire::encode_request(&wire::SyncRequest {
-        actor: monitor.store.actor().to_bytes().to_vec(),
-        cursor: None,
-        push: vec![wire::PushEntry {
+    let outcome = common::push_one(
+        &mut hub,
+        &monitor.principal,
+        &monitor.store,
+        wire::PushEntry {
             id: case.id,
             heads: heads.iter().map(|h| h.0).collect(),
             changes,
-        }],
-        refetch: Vec::new(),
-        max_response_bytes: 256 * 1024,
-        receipt: 0,
-        identity: None,
-        headless_documents: false,
-        incarnation: None,
-        device_clock: None,
-    });
-    let response = hub
-        .hub_handle(&monitor.principal, &request, &HubLimits::default())
-        .unwrap();
-    let response = wire::decode_response(&response, 1 << 26).unwrap();
+        },
+    );
     assert!(
         matches!(
-            &response.acks[0].outcome,
+            &outcome,
             wire::PushOutcome::Refused { reason: Refusal::BreaksValidation, detail: Some(d) }
                 if d.field == "hours_per_week"
         ),
-        "{:?}",
-        response.acks
+        "{outcome:?}"
     );
     assert_eq!(hub.get::<ChildCase>(case.id).unwrap().hours_per_week, 10);
 }

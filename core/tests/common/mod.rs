@@ -16,6 +16,36 @@ use vigie_core::sync::{
 };
 use vigie_core::*;
 
+/// Pushes one record as `device`'s sync request, straight to the hub store: the hub's outcome.
+pub fn push_one(
+    hub: &mut Store,
+    principal: &Principal,
+    device: &Store,
+    entry: wire::PushEntry,
+) -> wire::PushOutcome {
+    let request = wire::SyncRequest {
+        actor: device.actor().to_bytes().to_vec(),
+        cursor: None,
+        push: vec![entry],
+        refetch: Vec::new(),
+        max_response_bytes: 256 * 1024,
+        receipt: 0,
+        identity: None,
+        headless_documents: false,
+        incarnation: None,
+        device_clock: None,
+    };
+    let response = hub
+        .hub_handle(
+            principal,
+            &wire::encode_request(&request),
+            &HubLimits::default(),
+        )
+        .expect("the push is answered");
+    let response = wire::decode_response(&response, 1 << 26).unwrap();
+    response.acks[0].outcome.clone()
+}
+
 /// A calendar date of the tests.
 pub fn date(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).expect("a valid date")
