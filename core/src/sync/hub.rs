@@ -347,9 +347,10 @@ fn tell_revoked_authors<S: HubStorage + ?Sized>(
     if !acks.iter().any(waits) {
         return Ok(Vec::new());
     }
-    let (revoked, users) = match certifier {
-        Some(certifier) => (revoked_devices(certifier)?, devices_users(certifier)?),
-        None => (HashMap::new(), HashMap::new()),
+    // One read of the registry (it runs when a push waits).
+    let registered = match certifier {
+        Some(certifier) => registered_devices(certifier)?,
+        None => HashMap::new(),
     };
     let (mut carried, mut waiting_on_review) = (Vec::new(), Vec::new());
     for ack in acks.iter_mut().filter(|ack| waits(ack)) {
@@ -384,7 +385,7 @@ fn tell_revoked_authors<S: HubStorage + ?Sized>(
                 // work a colleague carried before. Either way its changes never come from it,
                 // and they are kept for review as its user's work (a forged actor in its name
                 // is for the reviewer to tell apart, as with a lost phone's).
-                if revoked.contains_key(&device)
+                if registered.get(&device).is_some_and(|(revoked, _)| *revoked)
                     || tx
                         .device_actor(device)?
                         .is_some_and(|current| current != bounds::isolated_base(actor.to_bytes()))
@@ -399,25 +400,30 @@ fn tell_revoked_authors<S: HubStorage + ?Sized>(
             if of_a_live_device {
                 return Ok(Never::No);
             }
-            let author_of = |device: Uuid| {
-                users
-                    .get(&device)
-                    .copied()
-                    .flatten()
-                    .map(|user| ChangeAuthor { user, device })
+            let author_of = |device: &Uuid| {
+                registered
+                    .get(device)
+                    .and_then(|(_, user)| *user)
+                    .map(|user| ChangeAuthor {
+                        user,
+                        device: *device,
+                    })
             };
-            let several = of_revoked.len() > 1;
             // Several lost or reset phones' work, one's built on another's (a case made on
             // one, referred on the other): the first's, built on no other's, is kept for review
             // and the push waits; once accepted, the next one's is kept at the carrier's next
             // sync. Refused at once, the carriers kept the child's case refused for ever.
-            let mut roots: Vec<Uuid> = of_revoked.intersection(&first).copied().collect();
-            roots.sort();
-            Ok(match (several, of_revoked.iter().next(), roots.first()) {
-                (false, Some(device), _) => author_of(*device).map_or(Never::Other, Never::Revoked),
-                (true, _, Some(root)) => author_of(*root).map_or(Never::Other, Never::RevokedFirst),
-                (true, _, None) => Never::Other,
-                (false, None, _) => Never::No,
+            Ok(match of_revoked.len() {
+                0 => Never::No,
+                1 => of_revoked
+                    .iter()
+                    .find_map(author_of)
+                    .map_or(Never::Other, Never::Revoked),
+                _ => of_revoked
+                    .intersection(&first)
+                    .min()
+                    .and_then(author_of)
+                    .map_or(Never::Other, Never::RevokedFirst),
             })
         })?;
         match never {
@@ -447,25 +453,22 @@ fn tell_revoked_authors<S: HubStorage + ?Sized>(
 fn revoked_devices(
     certifier: &Certifier<'_>,
 ) -> std::result::Result<HashMap<Uuid, Option<Uuid>>, HubError> {
-    registered_users(certifier, true)
+    Ok(registered_devices(certifier)?
+        .into_iter()
+        .filter(|(_, (revoked, _))| *revoked)
+        .map(|(device, (_, user))| (device, user))
+        .collect())
 }
 
-/// Each device, revoked or not, with the user its last certificate names.
-fn devices_users(
+/// Each device holding a certificate or revoked: whether it is revoked, and the user its last
+/// certificate names.
+fn registered_devices(
     certifier: &Certifier<'_>,
-) -> std::result::Result<HashMap<Uuid, Option<Uuid>>, HubError> {
-    registered_users(certifier, false)
-}
-
-fn registered_users(
-    certifier: &Certifier<'_>,
-    revoked_only: bool,
-) -> std::result::Result<HashMap<Uuid, Option<Uuid>>, HubError> {
+) -> std::result::Result<HashMap<Uuid, (bool, Option<Uuid>)>, HubError> {
     Ok(certifier
         .registry
         .devices()?
         .into_iter()
-        .filter(|d| d.revoked || !revoked_only)
         .map(|d| {
             let user = d
                 .certificate
@@ -473,7 +476,7 @@ fn registered_users(
                 .and_then(|c| crate::identity::Certificate::from_bytes(c).ok())
                 .filter(|c| c.device == d.device)
                 .map(|c| c.user);
-            (d.device, user)
+            (d.device, (d.revoked, user))
         })
         .collect())
 }
@@ -802,31 +805,37 @@ fn foreign_changes(
         .collect();
     let deps_of: HashMap<ChangeHash, &[ChangeHash]> =
         changes.iter().map(|c| (c.hash, &c.deps[..])).collect();
-    let mut built_on_another = HashSet::new();
+    // Each device's changes, whose history is walked once per device.
+    let mut starts: HashMap<Uuid, Vec<ChangeHash>> = HashMap::new();
     for change in &changes {
         let Some(device) = device_of.get(&change.hash) else {
             continue;
         };
         foreign.hashes.push(change.hash);
         foreign.actors.insert(change.actor.clone().into_owned());
-        foreign.first.insert(*device);
+        starts
+            .entry(*device)
+            .or_default()
+            .extend(change.deps.iter().copied());
+    }
+    for (device, mut next) in starts {
         // Through any change among them (the sender's own edit between two lost phones').
         let mut seen = HashSet::new();
-        let mut next: Vec<ChangeHash> = change.deps.clone();
+        let mut built_on_another = false;
         while let Some(dep) = next.pop() {
             if !seen.insert(dep) {
                 continue;
             }
-            if device_of.get(&dep).is_some_and(|other| other != device) {
-                built_on_another.insert(*device);
+            if device_of.get(&dep).is_some_and(|other| *other != device) {
+                built_on_another = true;
                 break;
             }
             next.extend(deps_of.get(&dep).copied().unwrap_or_default());
         }
+        if !built_on_another {
+            foreign.first.insert(device);
+        }
     }
-    foreign
-        .first
-        .retain(|device| !built_on_another.contains(device));
     Ok(foreign)
 }
 
