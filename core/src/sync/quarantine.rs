@@ -485,13 +485,13 @@ impl Judged<'_> {
     /// its rules refuse them and a role the author held where the record is filed
     /// (`roles_held`) takes them: work done offline before an administrator changed the role
     /// (an inspector's visit, now a monitor; a supervisor's verification, now an inspector),
-    /// which the reviewer who accepts it vouches for.
+    /// which the reviewer who accepts it vouches for. With whether that role admits them.
     fn role(
         &self,
         tx: &mut dyn HubTransaction,
         rules: &Rules<'_>,
         entry: &Quarantined,
-    ) -> Result<Role> {
+    ) -> Result<(Role, bool)> {
         // None when admitted; else why not.
         let refused = |tx: &mut dyn HubTransaction, rules: &Rules<'_>| -> Result<Option<_>> {
             let admitted = admit(
@@ -505,7 +505,7 @@ impl Judged<'_> {
             Ok(admitted.err())
         };
         let Some(now) = refused(tx, rules)? else {
-            return Ok(rules.author_role);
+            return Ok((rules.author_role, true));
         };
         // Refused under every role: judged as the role held then refuses it, if for another
         // reason, so that the review says what really stands in the way (a follow-up recorded
@@ -531,12 +531,12 @@ impl Judged<'_> {
                     ..*rules
                 },
             )? {
-                None => return Ok(role),
+                None => return Ok((role, true)),
                 Some(then) if then != now => telling = telling.or(Some(role)),
                 Some(_) => {}
             }
         }
-        Ok(telling.unwrap_or(rules.author_role))
+        Ok((telling.unwrap_or(rules.author_role), false))
     }
 }
 
@@ -707,12 +707,8 @@ pub fn describe_quarantined(
         document: judged,
         before: &before,
     };
-    let author_role = judged_by.role(tx, &rules, entry)?;
-    let rules = Rules {
-        author_role,
-        ..rules
-    };
-    if admit(tx, &rules, entry.record, stored_kind, judged, &before)?.is_err()
+    let (_, admitted) = judged_by.role(tx, &rules, entry)?;
+    if !admitted
         || (changes_file_the_record(&document, &before, kind, entry.record)
             && !held_once(tx, &reference, entry.user, kind, view.area_after.as_ref())?)
     {
@@ -908,7 +904,7 @@ pub fn accept_quarantined(
         document: &document,
         before: &before,
     };
-    let author_role = judged_by.role(tx, &rules, entry)?;
+    let (author_role, _) = judged_by.role(tx, &rules, entry)?;
     let rules = Rules {
         author_role,
         ..rules
