@@ -1019,29 +1019,12 @@ fn run(cli: Cli) -> Result<(), String> {
         } => {
             let role: Role = role.into();
             let backend = hub.open()?;
-            let reference = backend.reference().map_err(|e| e.to_string())?;
-            let Some(mut record) = backend.user(user).map_err(|e| e.to_string())? else {
-                return Err(format!("no such user: {user}"));
-            };
-            record.role = role;
-            record.check(&reference).map_err(user_refused)?;
-            // Checked again in the change's transaction, should the record change meanwhile.
-            let changed = backend.change_user(user, &|record| {
-                record.role = role;
-                Ok(record.check(&reference).map_err(ValidationError::from)?)
-            });
-            match changed {
-                Ok((before, _)) if before.role == role => {
-                    return Err(format!(
-                        "user {user} has the role {} already",
-                        role_name(role)
-                    ));
-                }
-                Ok(_) => {}
-                Err(vigie_core::Error::NotFound { .. }) => {
-                    return Err(format!("no such user: {user}"));
-                }
-                Err(e) => return Err(e.to_string()),
+            let (before, _) = change_user_checked(&*backend, user, &|record| record.role = role)?;
+            if before.role == role {
+                return Err(format!(
+                    "user {user} has the role {} already",
+                    role_name(role)
+                ));
             }
             if vigie_server::console::access_of(role).is_none() {
                 // The console is for supervisors and administrators: a session opened before
@@ -1065,31 +1048,15 @@ fn run(cli: Cli) -> Result<(), String> {
             command: UserCommand::Rename { hub, user, name },
         } => {
             let backend = hub.open()?;
-            let reference = backend.reference().map_err(|e| e.to_string())?;
-            let Some(mut record) = backend.user(user).map_err(|e| e.to_string())? else {
-                return Err(format!("no such user: {user}"));
-            };
-            record.name = name.clone();
-            record.check(&reference).map_err(user_refused)?;
-            // Checked again in the change's transaction, should the record change meanwhile.
-            let changed = backend.change_user(user, &|record| {
-                record.name = name.clone();
-                Ok(record.check(&reference).map_err(ValidationError::from)?)
-            });
-            match changed {
-                Ok((before, _)) if before.name == name => {
-                    return Err(format!("user {user} has this name already"));
-                }
-                Ok(_) => {}
-                Err(vigie_core::Error::NotFound { .. }) => {
-                    return Err(format!("no such user: {user}"));
-                }
-                Err(e) => return Err(e.to_string()),
+            let (before, after) =
+                change_user_checked(&*backend, user, &|record| record.name = name.clone())?;
+            if before.name == name {
+                return Err(format!("user {user} has this name already"));
             }
             // The name is no journal's: the entry says a rename was made, by whom.
             journal(&*backend, None, "user_rename", Some(user), COMMAND_LINE);
             done(&format!("user {user}: renamed"));
-            note_namesakes(&*backend, &record)
+            note_namesakes(&*backend, &after)
         }
         Command::User {
             command: UserCommand::Reactivate { hub, user },
@@ -1228,7 +1195,9 @@ fn run(cli: Cli) -> Result<(), String> {
                     print_token(&token.to_text(), qr);
                     // Its old keys are no longer its own: what they sealed is refused.
                     eprintln!(
-                        "note: a bundle this device sealed to the hub before now is refused;                          work colleagues' phones carried of it is kept for review when they sync"
+                        "note: a bundle this device sealed to the hub before now is refused; \
+                         what colleagues' phones carried of its work is kept for review when \
+                         they sync"
                     );
                     Ok(())
                 }
@@ -1721,6 +1690,31 @@ fn note_namesakes(backend: &dyn vigie_server::backend::Backend, user: &User) -> 
         );
     }
     Ok(())
+}
+
+/// Changes `user`'s record as `change` does, judged by the rules of users (`User::check`, said
+/// as the command line says it) before, and again in the change's transaction, should the
+/// record change meanwhile: the record before and after.
+fn change_user_checked(
+    backend: &dyn vigie_server::backend::Backend,
+    user: Uuid,
+    change: &dyn Fn(&mut User),
+) -> Result<(User, User), String> {
+    let reference = backend.reference().map_err(|e| e.to_string())?;
+    let Some(mut record) = backend.user(user).map_err(|e| e.to_string())? else {
+        return Err(format!("no such user: {user}"));
+    };
+    change(&mut record);
+    record.check(&reference).map_err(user_refused)?;
+    let changed = backend.change_user(user, &|record| {
+        change(record);
+        Ok(record.check(&reference).map_err(ValidationError::from)?)
+    });
+    match changed {
+        Ok(records) => Ok(records),
+        Err(vigie_core::Error::NotFound { .. }) => Err(format!("no such user: {user}")),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// A user record the rules of users refuse (`User::check`), said as the command line says it.
