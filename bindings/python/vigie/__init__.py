@@ -410,8 +410,9 @@ for _module in (_ffi_core, _ffi_calls):
 # A Ctrl-C (or ``sys.exit``) in the app's own code called back by a sync (its transport, its
 # progress listener) or by a write (its change listeners) is no ``Exception``: the generated
 # code let it through to ctypes, which printed it and dropped it, and the script went on with a
-# "hub unreachable". A sync ends at once, then raises it; a change listener's Ctrl-C reaches
-# the main thread as Ctrl-C does; anything else a listener raises is dropped, as README says.
+# "hub unreachable". A sync ends at once, then raises it; a change listener's is raised when
+# the call that told it returns (on the main thread) or reaches the main thread as Ctrl-C does
+# (from another); anything else a listener raises is dropped, as README says.
 class _Interruptible:
     """The first ``BaseException`` that is no ``Exception`` an app's callbacks raised."""
 
