@@ -879,8 +879,9 @@ pub enum Refusal {
     /// its country.
     #[error("the record's area is not a path of its country's area tree")]
     AreaNotInTree,
-    /// A workflow step this user's role may not take (`rights`).
-    #[error("this user's role may not take this workflow step")]
+    /// A workflow step this user may not take: the role's (`rights`), or a step the record's
+    /// state refuses (its detail says which rule).
+    #[error("this workflow step is not allowed")]
     StepNotAllowed,
     /// A change names another user or device as its author.
     #[error("a change names another user or device as its author")]
