@@ -101,7 +101,7 @@ impl Tally {
 }
 
 /// What `admit` found of bytes it let through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Admitted {
     /// Every byte is a chunk that parses and matches its checksum: Automerge reads them all.
     /// Otherwise it reads up to the first that does not, says nothing, and the rest is lost.
@@ -110,6 +110,9 @@ pub(crate) struct Admitted {
     /// document's, and each one's successors (a deletion, an overwrite), from which it
     /// rebuilds the changes. What judging them costs.
     pub(crate) operations: u64,
+    /// Each change the bytes hold (a change chunk's, not a document's), by its hash, with the
+    /// hashes it depends on: `merge_into` checks that Automerge took each one it could.
+    pub(crate) changes: Vec<(ChangeHash, Vec<ChangeHash>)>,
 }
 
 /// Checks what `bytes` (a saved document, changes, or both, concatenated) would make Automerge
@@ -124,6 +127,7 @@ pub(crate) fn admit(bytes: &[u8], limits: &DocumentLimits) -> Result<Admitted, R
     tally.check(limits)?;
     let mut r = Reader::new(bytes);
     let mut whole = true;
+    let mut changes = Vec::new();
     while !r.is_empty() {
         let header = (|| {
             if r.take(4)? != &MAGIC[..] {
@@ -143,15 +147,23 @@ pub(crate) fn admit(bytes: &[u8], limits: &DocumentLimits) -> Result<Admitted, R
                 document_chunk(data, &mut tally, limits)?,
                 checksum_of(kind, data) == checksum,
             ),
-            CHUNK_CHANGE => (
-                change_chunk(data, &mut tally, limits)?,
-                checksum_of(kind, data) == checksum,
-            ),
+            CHUNK_CHANGE => {
+                let hash = hash_of(kind, data);
+                let parsed = change_chunk(data, &mut tally, limits)?;
+                if let Some(deps) = &parsed {
+                    changes.push((hash, deps.clone()));
+                }
+                (parsed.map(|_| ()), hash.0[..4] == *checksum)
+            }
             CHUNK_COMPRESSED => {
                 let inflated = inflate(data, &mut tally, limits)?;
-                // The checksum of the change it holds, uncompressed.
-                let sums = checksum_of(CHUNK_CHANGE, &inflated) == checksum;
-                (change_chunk(&inflated, &mut tally, limits)?, sums)
+                // The hash and checksum of the change it holds, uncompressed.
+                let hash = hash_of(CHUNK_CHANGE, &inflated);
+                let parsed = change_chunk(&inflated, &mut tally, limits)?;
+                if let Some(deps) = &parsed {
+                    changes.push((hash, deps.clone()));
+                }
+                (parsed.map(|_| ()), hash.0[..4] == *checksum)
             }
             CHUNK_BUNDLE => return Err(Refused::Unsupported),
             _ => (None, false),
@@ -165,20 +177,26 @@ pub(crate) fn admit(bytes: &[u8], limits: &DocumentLimits) -> Result<Admitted, R
     Ok(Admitted {
         whole,
         operations: tally.rebuilt,
+        changes,
     })
 }
 
 /// A chunk's checksum as Automerge writes it: the first bytes of the SHA-256 of its type, its
-/// length and its data (a change's hash).
+/// length and its data.
 fn checksum_of(kind: u8, data: &[u8]) -> [u8; 4] {
+    let hash = hash_of(kind, data);
+    [hash.0[0], hash.0[1], hash.0[2], hash.0[3]]
+}
+
+/// The SHA-256 of a chunk's type, length and data: a change's hash.
+fn hash_of(kind: u8, data: &[u8]) -> ChangeHash {
     use sha2::Digest;
     let mut header = vec![kind];
     super::history::write_uleb(data.len() as u64, &mut header);
     let mut hasher = sha2::Sha256::new();
     hasher.update(&header);
     hasher.update(data);
-    let hash = hasher.finalize();
-    [hash[0], hash[1], hash[2], hash[3]]
+    ChangeHash(hasher.finalize().into())
 }
 
 /// Inflates DEFLATE data into a buffer that never grows past the room left under the size
@@ -351,13 +369,22 @@ fn column_data<'a>(r: &mut Reader<'a>, specs: &[(u32, u64)]) -> Option<Vec<(u32,
         .collect()
 }
 
-fn change_chunk(data: &[u8], tally: &mut Tally, limits: &DocumentLimits) -> Walked {
+/// `Walked`, with the hashes the change depends on.
+fn change_chunk(
+    data: &[u8],
+    tally: &mut Tally,
+    limits: &DocumentLimits,
+) -> Result<Option<Vec<ChangeHash>>, Refused> {
     let mut r = Reader::new(data);
     // Dependencies, actor, sequence number, first operation, time, message, other actors, then
     // the operation columns.
     let parsed = (|| {
         let deps = r.uleb()?;
-        r.take(deps.checked_mul(32)?)?;
+        let deps: Vec<ChangeHash> = r
+            .take(deps.checked_mul(32)?)?
+            .chunks_exact(32)
+            .map(|hash| ChangeHash(hash.try_into().expect("32 bytes")))
+            .collect();
         let actor_len = r.uleb()?;
         let actor = r.take(actor_len)?;
         r.uleb()?;
@@ -368,9 +395,9 @@ fn change_chunk(data: &[u8], tally: &mut Tally, limits: &DocumentLimits) -> Walk
         let others = r.uleb()?;
         r.skip_prefixed(others)?;
         let specs = spec_list(&mut r)?;
-        Some((actor, column_data(&mut r, &specs)?))
+        Some((deps, actor, column_data(&mut r, &specs)?))
     })();
-    let Some((actor, op_columns)) = parsed else {
+    let Some((deps, actor, op_columns)) = parsed else {
         return Ok(None);
     };
     tally.changes = tally.changes.saturating_add(1);
@@ -382,7 +409,7 @@ fn change_chunk(data: &[u8], tally: &mut Tally, limits: &DocumentLimits) -> Walk
         .entry(share_holder(actor).to_vec())
         .or_default();
     *holder = holder.saturating_add(operations);
-    Ok(Some(()))
+    Ok(Some(deps))
 }
 
 /// Who a change's actor (its bytes) stands for in a device's share: the device, for a Vigie

@@ -335,14 +335,15 @@ pub fn merge_into(document: &mut Automerge, id: Uuid, bytes: &[u8]) -> Result<()
     // Automerge reads up to the first chunk that does not parse or match its checksum, and
     // says nothing of the rest: a push of garbage, or cut short, was acknowledged as taken,
     // and its app believed its edit had reached the hub.
-    if !bounds::admit(bytes, &limits)
-        .map_err(|r| refused(id, r))?
-        .whole
-    {
+    let admitted = bounds::admit(bytes, &limits).map_err(|r| refused(id, r))?;
+    if !admitted.whole {
         return Err(damaged("the received bytes are not whole Automerge chunks"));
     }
     let before = document.get_heads();
     match catch_unwind(AssertUnwindSafe(|| document.load_incremental(bytes))) {
+        Ok(Ok(_)) if !took_every_change(document, &admitted.changes) => {
+            Err(damaged("a received change does not decode"))
+        }
         Ok(Ok(_)) if !bounds::numbered_in_sequence(document, &before) => Err(damaged(
             "a received change numbers its operations out of sequence",
         )),
@@ -354,6 +355,17 @@ pub fn merge_into(document: &mut Automerge, id: Uuid, bytes: &[u8]) -> Result<()
         Ok(Err(_)) => Err(damaged("the received changes do not decode")),
         Err(_) => Err(damaged("the received changes made the decoder fail")),
     }
+}
+
+/// Whether Automerge took every change of `changes` it could: one whose dependencies it holds
+/// but that it does not (a whole chunk, its checksum right, whose columns do not decode: a
+/// string that is not UTF-8) is left out without a word, and a push of it was acknowledged as
+/// taken. One waiting for changes it lacks is for the caller to judge (`MissingHistory`).
+fn took_every_change(document: &Automerge, changes: &[(ChangeHash, Vec<ChangeHash>)]) -> bool {
+    let held = |hash: &ChangeHash| document.get_change_meta_by_hash(hash).is_some();
+    changes
+        .iter()
+        .all(|(hash, deps)| held(hash) || !deps.iter().all(held))
 }
 
 /// The changes of a document (`load`'s bytes) that `wanted` names, each as Automerge's
@@ -436,6 +448,47 @@ mod tests {
         tx.put(automerge::ROOT, "name", "Kouassi Yao").unwrap();
         tx.commit();
         document
+    }
+
+    /// A change whose string is not UTF-8, in a whole chunk whose checksum was made for it:
+    /// Automerge leaves it out and says nothing; a push of it was acknowledged as taken, and
+    /// a colleague never saw the edit.
+    #[test]
+    fn a_change_automerge_leaves_out_is_refused_as_damaged() {
+        use sha2::Digest;
+        let id = Uuid::now_v7();
+        let base = document();
+        let mut edited = base.fork();
+        let mut tx = edited.transaction();
+        tx.put(automerge::ROOT, "guardian", "QZV7").unwrap();
+        tx.commit();
+        let change = edited.get_last_local_change().unwrap().raw_bytes().to_vec();
+        let at = change.windows(4).position(|w| w == b"QZV7").unwrap();
+        let mut damaged = change.clone();
+        damaged[at..at + 4].copy_from_slice(b"\xff\xfe\xfd\xfc");
+        // The checksum of the altered chunk: its type, length and data, after the header.
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(&damaged[8..]);
+        let sum = hasher.finalize();
+        damaged[4..8].copy_from_slice(&sum[..4]);
+
+        let mut received = base.fork();
+        assert!(matches!(
+            merge_into(&mut received, id, &damaged),
+            Err(Error::DamagedDocument { .. })
+        ));
+        // The change as made is taken; a change waiting for one it lacks is not damaged.
+        let mut received = base.fork();
+        merge_into(&mut received, id, &change).unwrap();
+        assert_eq!(received.get_heads(), edited.get_heads());
+        let mut later = edited.fork();
+        let mut tx = later.transaction();
+        tx.put(automerge::ROOT, "guardian", "QZV8").unwrap();
+        tx.commit();
+        let next = later.get_last_local_change().unwrap().raw_bytes().to_vec();
+        let mut received = base.fork();
+        merge_into(&mut received, id, &next).unwrap();
+        assert_eq!(received.get_heads(), base.get_heads());
     }
 
     #[test]
