@@ -53,7 +53,15 @@ fn check_derived(store: &Store, id: Uuid) -> Result<(), String> {
         .iter()
         .map(|reading| rules.classify(reading))
         .max_by_key(|c| c.outcome as i32);
-    expected.follow_up_due = rules.next_follow_up(&case);
+    // A status in conflict: the soonest due by any of its values.
+    expected.follow_up_due = readings
+        .iter()
+        .filter_map(|reading| {
+            let mut by_status = case.clone();
+            by_status.status = reading.status;
+            rules.next_follow_up(&by_status)
+        })
+        .min();
     let outcome = |c: &Option<Classification>| c.as_ref().map(|c| c.outcome);
     // In conflict, the most severe reading decides (its reason names the value): the outcome
     // is what follows from the values.
@@ -100,7 +108,18 @@ fn check_derived(store: &Store, id: Uuid) -> Result<(), String> {
         .collect::<Option<Vec<_>>>()
         .and_then(|days| days.into_iter().max())
         .is_none_or(|adult| adult > today);
-    let in_force = case_alert_on(&expected, today).filter(|_| minor);
+    // The most worrying alert of the readings (a case one device closed and another
+    // reopened alerts until someone chooses).
+    let in_force = readings
+        .iter()
+        .filter_map(|reading| {
+            case_severity(&ChildCase {
+                status: reading.status,
+                ..expected.clone()
+            })
+        })
+        .max_by_key(|severity| *severity as i64)
+        .filter(|_| minor);
     if alert != in_force {
         return Err(format!("alert {alert:?}, values say {in_force:?}"));
     }
@@ -249,6 +268,112 @@ fn a_conflict_resolved_to_hazardous_hours_is_hazardous_everywhere() {
         );
         let counts = store.indicators(&IndicatorFilter::default()).unwrap();
         assert_eq!(counts.children.in_hazardous_work, 1, "{counts:?}");
+    }
+}
+
+/// Two supervisors offline, one closing a verified case of a child carrying heavy loads while
+/// the other reopens it (she was seen working again): whichever status the merge shows, the
+/// case alerts until one of them is chosen, on both phones and the hub (closed shown, it left
+/// the alerts). Closed by choice, it alerts no more.
+#[test]
+fn a_case_closed_and_reopened_at_once_alerts_until_one_is_chosen() {
+    let today = chrono::Local::now().date_naive();
+    let ago = |days: u64| today - chrono::Days::new(days);
+    // Each status shown in turn: the later operation wins the merge, so the side to be shown
+    // writes a few notes first.
+    for closed_shown in [true, false] {
+        let dir = TempDir::new().unwrap();
+        let mut hub = common::hub_store(&dir.path().join("hub.db"));
+        let mut first = open(&dir, "first.db");
+        let mut second = open(&dir, "second.db");
+        let as_first = common::principal_of(&first, Role::Supervisor, &["CI-R1"]);
+        let as_second = common::principal_of(&second, Role::Supervisor, &["CI-R1"]);
+        common::enrol_all(
+            &mut hub,
+            &mut [(&mut first, &as_first), (&mut second, &as_second)],
+        );
+        let mut child = ChildCase::new(
+            "CASE-REOPEN",
+            "Awa Koné",
+            Sex::Female,
+            area(),
+            ago(60),
+            first.user_id(),
+        );
+        child.estimated_age = Some(12);
+        child.hours_per_week = 20;
+        child.hazards.insert("heavy_loads".into());
+        child.referrals.insert(
+            Uuid::now_v7(),
+            Referral {
+                service: ServiceKind::Education,
+                provider: "École de Soubré".into(),
+                date: ago(50),
+                outcome: String::new(),
+            },
+        );
+        child.remediated_on = Some(ago(40));
+        child.followups.insert(
+            Uuid::now_v7(),
+            FollowUp::new(ago(30), FollowUpSituation::InSchool, None),
+        );
+        child.status = CaseStatus::Withdrawn;
+        let case = first.create(&child).unwrap();
+        common::sync(&mut first, &mut hub, &as_first);
+        common::sync(&mut second, &mut hub, &as_second);
+        let (closing, reopening) = (&mut first, &mut second);
+        let shown = match closed_shown {
+            true => &mut *closing,
+            false => &mut *reopening,
+        };
+        for note in ["Vue au marché.", "Vue au champ.", "Vue à l'école."] {
+            let mut c: ChildCase = shown.get(case.id).unwrap();
+            c.notes = note.into();
+            shown.update(&c).unwrap();
+        }
+        closing
+            .transition_case(case.id, CaseStatus::Closed)
+            .unwrap();
+        reopening
+            .transition_case(case.id, CaseStatus::Identified)
+            .unwrap();
+        for _ in 0..2 {
+            common::sync(&mut first, &mut hub, &as_first);
+            common::sync(&mut second, &mut hub, &as_second);
+        }
+        let read: ChildCase = hub.get(case.id).unwrap();
+        let expected = match closed_shown {
+            true => CaseStatus::Closed,
+            false => CaseStatus::Identified,
+        };
+        assert_eq!(read.status, expected);
+        for store in [&first, &second, &hub] {
+            let fields: Vec<String> = store
+                .conflicts(case.id)
+                .unwrap()
+                .iter()
+                .map(|c| c.field().to_string())
+                .collect();
+            assert_eq!(fields, vec!["status"]);
+            assert!(alerted_hazardous(store, case.id), "alerted");
+            check_derived(store, case.id).unwrap();
+        }
+        first
+            .resolve_conflict(
+                case.id,
+                &["status".to_string()],
+                &serde_json::json!("closed"),
+            )
+            .unwrap();
+        for _ in 0..2 {
+            common::sync(&mut first, &mut hub, &as_first);
+            common::sync(&mut second, &mut hub, &as_second);
+        }
+        for store in [&first, &second, &hub] {
+            assert!(store.conflicts(case.id).unwrap().is_empty());
+            assert!(!alerted_hazardous(store, case.id), "no longer alerted");
+            check_derived(store, case.id).unwrap();
+        }
     }
 }
 

@@ -49,25 +49,34 @@ pub fn case_severity(case: &ChildCase) -> Option<AlertSeverity> {
 }
 
 /// A case's alert and its day (`case_severity`, `case_alert_day`) by the most worrying reading
-/// of its follow-ups in conflict (`ChildCase::followup_readings`): a child one monitor found
-/// still working raises the alert whichever observation the merge happens to show, until
-/// someone chooses.
+/// of its follow-ups and its status in conflict (`ChildCase::followup_readings`,
+/// `status_readings`): a child one monitor found still working, or a case one supervisor
+/// reopened while another closed it, raises the alert whichever value the merge happens to
+/// show, until someone chooses.
 pub fn case_alert_in_conflict(
     case: &ChildCase,
     concurrent: &[Concurrent],
 ) -> Option<(AlertSeverity, NaiveDate)> {
     let alert = |case: &ChildCase| case_severity(case).map(|s| (s, case_alert_day(case)));
-    let readings = case.followup_readings(concurrent);
-    if readings.is_empty() {
+    let mut readings = case.followup_readings(concurrent);
+    let statuses = case.status_readings(concurrent);
+    if readings.is_empty() && statuses.len() < 2 {
         return alert(case);
     }
+    if readings.is_empty() {
+        readings.push(case.followups.clone());
+    }
     let mut reading = case.clone();
-    readings
+    let mut alerts = Vec::new();
+    for status in statuses {
+        for followups in &readings {
+            reading.status = status;
+            reading.followups = followups.clone();
+            alerts.extend(alert(&reading));
+        }
+    }
+    alerts
         .into_iter()
-        .filter_map(|followups| {
-            reading.followups = followups;
-            alert(&reading)
-        })
         .max_by_key(|(severity, day)| (*severity as i64, *day))
 }
 

@@ -965,7 +965,10 @@ impl Record for ChildCase {
         self.derive_with(rules);
     }
 
+    /// Its status decides its alert and due date, not its classification: two supervisors,
+    /// one closing the case and one reopening it, leave it alerting until one is chosen.
     const DECIDING: &'static [&'static str] = &[
+        STATUS,
         "hours_per_week",
         "night_work",
         "school",
@@ -991,22 +994,26 @@ impl Record for ChildCase {
         // the readings of its follow-ups in conflict, the soonest next visit: two monitors who
         // planned it for next week and next month see the child due next week until one of
         // them is chosen.
+        // Of a status in conflict, the soonest due by any of its values.
         let longest = self.longest_a_minor(concurrent);
         let followups = self.followup_readings(concurrent);
-        if longest.is_some() || !followups.is_empty() {
+        let statuses = self.status_readings(concurrent);
+        if longest.is_some() || !followups.is_empty() || statuses.len() > 1 {
             let mut base = longest.unwrap_or_else(|| self.clone());
             let readings = match followups.is_empty() {
                 true => vec![base.followups.clone()],
                 false => followups,
             };
-            self.follow_up_due = readings
-                .into_iter()
-                .filter_map(|followups| {
-                    base.followups = followups;
+            let mut dues = Vec::new();
+            for status in statuses {
+                for followups in &readings {
+                    base.status = status;
+                    base.followups = followups.clone();
                     base.derive_with(rules);
-                    base.follow_up_due
-                })
-                .min();
+                    dues.extend(base.follow_up_due);
+                }
+            }
+            self.follow_up_due = dues.into_iter().min();
         }
         let Some(shown) = self.classification.clone() else {
             return;
@@ -1014,10 +1021,11 @@ impl Record for ChildCase {
         let Ok(serde_json::Value::Object(base)) = serde_json::to_value(&*self) else {
             return;
         };
-        // Follow-ups decide no classification, and their readings are no reason to give.
+        // Follow-ups and the status decide no classification, and their readings are no
+        // reason to give.
         let deciding: Vec<Concurrent> = concurrent
             .iter()
-            .filter(|(field, _)| Self::DECIDING.contains(field))
+            .filter(|(field, _)| Self::DECIDING.contains(field) && *field != STATUS)
             .cloned()
             .collect();
         let mut worst: Option<(Classification, Vec<(&str, &serde_json::Value)>)> = None;
@@ -1117,6 +1125,25 @@ impl ChildCase {
             .collect()
     }
 
+    /// The statuses the case holds side by side (one supervisor closed it while another
+    /// reopened it), the record's own first; only its own when its status is in no conflict.
+    /// Its alert and due date weigh each (`derived::case_alert_in_conflict`).
+    pub fn status_readings(&self, concurrent: &[Concurrent]) -> Vec<CaseStatus> {
+        let mut statuses = vec![self.status];
+        for value in concurrent
+            .iter()
+            .filter(|(field, _)| *field == STATUS)
+            .flat_map(|(_, values)| values)
+        {
+            if let Ok(status) = serde_json::from_value::<CaseStatus>(value.clone())
+                && !statuses.contains(&status)
+            {
+                statuses.push(status);
+            }
+        }
+        statuses
+    }
+
     /// Of the readings of the values in conflict that decide the child's age, the one in
     /// which the child turns 18 last (or never: no age known); none when none is in conflict.
     fn longest_a_minor(&self, concurrent: &[Concurrent]) -> Option<ChildCase> {
@@ -1135,6 +1162,9 @@ impl ChildCase {
             .max_by_key(|variant| variant.adult_on().map_or((1, None), |day| (0, Some(day))))
     }
 }
+
+/// A case's status, which decides its alert and due date (`ChildCase::status_readings`).
+const STATUS: &str = "status";
 
 /// The root map of a case's follow-ups, whose entries' values side by side derived facts
 /// weigh (`Record::NESTED_DECIDING`).
