@@ -1439,6 +1439,68 @@ pub(crate) fn concurrent_deciding<R: Record>(
     found
 }
 
+/// The values a resolution overrode: of the root fields `keys` holding values side by side at
+/// `base` (the version changes were made on), those the version `theirs` holds as one, each
+/// with the values other than the one kept. A resolution of a case's status chooses between
+/// two supervisors' decisions (one closed the case, one reopened it): its step is taken from
+/// each of them, not only from the one the merge happened to show (`overridden_readings`).
+pub(crate) fn overridden_at_root(
+    doc: &Automerge,
+    keys: &[&str],
+    base: &[ChangeHash],
+    theirs: &[ChangeHash],
+) -> Vec<(String, Json)> {
+    let mut overridden = Vec::new();
+    if base.is_empty() {
+        return overridden;
+    }
+    for key in keys.iter().map(|key| key.to_string()) {
+        let Ok(side_by_side) = doc.get_all_at(&automerge::ROOT, key.as_str(), base) else {
+            continue;
+        };
+        if side_by_side.len() < 2 {
+            continue;
+        }
+        let kept = match doc.get_all_at(&automerge::ROOT, key.as_str(), theirs) {
+            Ok(kept) if kept.len() == 1 => match &kept[0].0 {
+                Value::Scalar(s) => scalar_json(s),
+                Value::Object(_) => continue,
+            },
+            _ => continue,
+        };
+        for (value, _) in &side_by_side {
+            if let Value::Scalar(s) = value {
+                let value = scalar_json(s);
+                if value != kept && !overridden.contains(&(key.clone(), value.clone())) {
+                    overridden.push((key.clone(), value));
+                }
+            }
+        }
+    }
+    overridden
+}
+
+/// `record` as it would read with each value a resolution overrode instead of the one kept
+/// (`overridden_at_root`); a value that does not read as the field's is left out.
+pub(crate) fn overridden_readings<R: Record>(record: &R, overridden: &[(String, Json)]) -> Vec<R> {
+    let Ok(Json::Object(fields)) = serde_json::to_value(record) else {
+        return Vec::new();
+    };
+    overridden
+        .iter()
+        .filter_map(|(key, value)| {
+            let mut reading = fields.clone();
+            reading.insert(key.clone(), value.clone());
+            record_from_json(
+                Json::Object(reading),
+                record.id(),
+                record.version().0.clone(),
+            )
+            .ok()
+        })
+        .collect()
+}
+
 /// The most readings of a nested map given (`nested_readings`).
 const NESTED_READINGS: usize = 16;
 

@@ -426,6 +426,31 @@ fn field_key(path: &str) -> String {
 mod tests {
     use super::*;
 
+    /// A peer session or a sync message refused reads wholly in French: the handshake's steps,
+    /// a sealed message's reasons and a damaged message's (they were told in English inside
+    /// the French sentence).
+    #[test]
+    fn peer_and_message_refusals_read_in_french() {
+        use crate::identity::IdentityError;
+        let refusals = [
+            IdentityError::Handshake {
+                step: "the peer presented this device's own certificate",
+            }
+            .to_string(),
+            IdentityError::PeerMessage {
+                reason: "not sealed in this session, or altered",
+            }
+            .to_string(),
+            Error::Protocol(crate::error::DecodeError::Compression).to_string(),
+        ];
+        for refusal in refusals {
+            let french = rule_text(&refusal, "fr");
+            for english in ["peer", "sealed", "message refused", "the "] {
+                assert!(!french.contains(english), "{french}");
+            }
+        }
+    }
+
     /// Every reason the rules give a child's classification is said in both languages, and
     /// every reason the catalogues hold is one the rules give (the situations below reach each
     /// rule: ages, hours, night work, hazards, worst forms and schooling, with the exception

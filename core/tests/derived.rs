@@ -271,17 +271,23 @@ fn a_conflict_resolved_to_hazardous_hours_is_hazardous_everywhere() {
     }
 }
 
-/// Two supervisors offline, one closing a verified case of a child carrying heavy loads while
-/// the other reopens it (she was seen working again): whichever status the merge shows, the
-/// case alerts until one of them is chosen, on both phones and the hub (closed shown, it left
-/// the alerts). Closed by choice, it alerts no more.
-#[test]
-fn a_case_closed_and_reopened_at_once_alerts_until_one_is_chosen() {
-    let today = chrono::Local::now().date_naive();
-    let ago = |days: u64| today - chrono::Days::new(days);
-    // Each status shown in turn: the later operation wins the merge, so the side to be shown
-    // writes a few notes first.
-    for closed_shown in [true, false] {
+/// A verified case of a child carrying heavy loads, which one supervisor closed offline while
+/// another reopened it (she was seen working again), both synced: the status in conflict,
+/// shown closed or identified as `closed_shown` says.
+struct ClosedAndReopened {
+    _dir: TempDir,
+    hub: Store,
+    first: Store,
+    second: Store,
+    as_first: vigie_core::sync::Principal,
+    as_second: vigie_core::sync::Principal,
+    case: Uuid,
+}
+
+impl ClosedAndReopened {
+    fn new(closed_shown: bool) -> Self {
+        let today = chrono::Local::now().date_naive();
+        let ago = |days: u64| today - chrono::Days::new(days);
         let dir = TempDir::new().unwrap();
         let mut hub = common::hub_store(&dir.path().join("hub.db"));
         let mut first = open(&dir, "first.db");
@@ -318,62 +324,177 @@ fn a_case_closed_and_reopened_at_once_alerts_until_one_is_chosen() {
             FollowUp::new(ago(30), FollowUpSituation::InSchool, None),
         );
         child.status = CaseStatus::Withdrawn;
-        let case = first.create(&child).unwrap();
+        let case = first.create(&child).unwrap().id;
         common::sync(&mut first, &mut hub, &as_first);
         common::sync(&mut second, &mut hub, &as_second);
-        let (closing, reopening) = (&mut first, &mut second);
+        // The later operation wins the merge: the side to be shown writes a few notes first.
         let shown = match closed_shown {
-            true => &mut *closing,
-            false => &mut *reopening,
+            true => &mut first,
+            false => &mut second,
         };
         for note in ["Vue au marché.", "Vue au champ.", "Vue à l'école."] {
-            let mut c: ChildCase = shown.get(case.id).unwrap();
+            let mut c: ChildCase = shown.get(case).unwrap();
             c.notes = note.into();
             shown.update(&c).unwrap();
         }
-        closing
-            .transition_case(case.id, CaseStatus::Closed)
+        first.transition_case(case, CaseStatus::Closed).unwrap();
+        second
+            .transition_case(case, CaseStatus::Identified)
             .unwrap();
-        reopening
-            .transition_case(case.id, CaseStatus::Identified)
-            .unwrap();
-        for _ in 0..2 {
-            common::sync(&mut first, &mut hub, &as_first);
-            common::sync(&mut second, &mut hub, &as_second);
-        }
-        let read: ChildCase = hub.get(case.id).unwrap();
+        let mut conflict = ClosedAndReopened {
+            _dir: dir,
+            hub,
+            first,
+            second,
+            as_first,
+            as_second,
+            case,
+        };
+        conflict.sync_both();
+        let read: ChildCase = conflict.hub.get(case).unwrap();
         let expected = match closed_shown {
             true => CaseStatus::Closed,
             false => CaseStatus::Identified,
         };
         assert_eq!(read.status, expected);
-        for store in [&first, &second, &hub] {
+        conflict
+    }
+
+    fn sync_both(&mut self) {
+        for _ in 0..2 {
+            common::sync(&mut self.first, &mut self.hub, &self.as_first);
+            common::sync(&mut self.second, &mut self.hub, &self.as_second);
+        }
+    }
+}
+
+/// The case closed and reopened at once (`ClosedAndReopened`): whichever status the merge
+/// shows, the case alerts until one of them is chosen, on both phones and the hub (closed
+/// shown, it left the alerts). Closed by choice, it alerts no more.
+#[test]
+fn a_case_closed_and_reopened_at_once_alerts_until_one_is_chosen() {
+    for closed_shown in [true, false] {
+        let mut conflict = ClosedAndReopened::new(closed_shown);
+        let case = conflict.case;
+        for store in [&conflict.first, &conflict.second, &conflict.hub] {
             let fields: Vec<String> = store
-                .conflicts(case.id)
+                .conflicts(case)
                 .unwrap()
                 .iter()
                 .map(|c| c.field().to_string())
                 .collect();
             assert_eq!(fields, vec!["status"]);
-            assert!(alerted_hazardous(store, case.id), "alerted");
-            check_derived(store, case.id).unwrap();
+            assert!(alerted_hazardous(store, case), "alerted");
+            check_derived(store, case).unwrap();
         }
-        first
-            .resolve_conflict(
-                case.id,
-                &["status".to_string()],
-                &serde_json::json!("closed"),
-            )
+        conflict
+            .first
+            .resolve_conflict(case, &["status".to_string()], &serde_json::json!("closed"))
             .unwrap();
+        conflict.sync_both();
+        for store in [&conflict.first, &conflict.second, &conflict.hub] {
+            assert!(store.conflicts(case).unwrap().is_empty());
+            assert!(!alerted_hazardous(store, case), "no longer alerted");
+            check_derived(store, case).unwrap();
+        }
+    }
+}
+
+/// A monitor may not settle the supervisors' disagreement either way: keeping the closure
+/// undoes a supervisor's reopening. Her phone refuses whichever status the merge shows (it
+/// judged the step from the value shown only, and took the closure shown as no step), and the
+/// hub refuses it from a phone that takes itself for a supervisor's.
+#[test]
+fn a_monitor_settles_no_supervisors_disagreement_on_a_status() {
+    for closed_shown in [true, false] {
+        let mut conflict = ClosedAndReopened::new(closed_shown);
+        let case = conflict.case;
+        let dir = TempDir::new().unwrap();
+        let mut monitor = open(&dir, "monitor.db");
+        let as_monitor = common::principal_of(&monitor, Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+        common::enrol_all(&mut conflict.hub, &mut [(&mut monitor, &as_monitor)]);
+        for status in ["closed", "identified"] {
+            let refused =
+                monitor.resolve_conflict(case, &["status".to_string()], &serde_json::json!(status));
+            assert!(
+                matches!(refused, Err(Error::NotAllowed { .. })),
+                "{status}: {refused:?}"
+            );
+        }
+        // A phone that takes its user for a supervisor's (an altered app).
+        let mut profile = monitor.user_profile().unwrap().unwrap();
+        profile.role = Role::Supervisor;
+        monitor.debug_assume_profile(&profile).unwrap();
+        monitor
+            .resolve_conflict(case, &["status".to_string()], &serde_json::json!("closed"))
+            .unwrap();
+        let summary = common::sync(&mut monitor, &mut conflict.hub, &as_monitor);
+        assert_eq!(
+            summary.refused,
+            vec![(case, vigie_core::sync::Refusal::StepNotAllowed)],
+            "{summary:?}"
+        );
+        assert_eq!(conflict.hub.conflicts(case).unwrap().len(), 1);
+    }
+}
+
+/// One duplicate merged by two supervisors offline into two different cases: the case it is
+/// merged into is in conflict, and either may be kept (it could only be settled on the one the
+/// merge showed: the other was refused as an edit of a merged duplicate). Kept on one phone,
+/// it holds on the hub and the other phone.
+#[test]
+fn a_duplicate_merged_into_two_cases_is_settled_on_either() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = common::hub_store(&dir.path().join("hub.db"));
+    let mut first = open(&dir, "first.db");
+    let mut second = open(&dir, "second.db");
+    let as_first = common::principal_of(&first, Role::Supervisor, &["CI-R1"]);
+    let as_second = common::principal_of(&second, Role::Supervisor, &["CI-R1"]);
+    common::enrol_all(
+        &mut hub,
+        &mut [(&mut first, &as_first), (&mut second, &as_second)],
+    );
+    let by = first.user_id();
+    let [one, other, duplicate] = ["CASE-K1", "CASE-K2", "CASE-D"].map(|code| {
+        let mut case = fourteen(20, by);
+        case.case_code = code.into();
+        first.create(&case).unwrap().id
+    });
+    let sync_both = |first: &mut Store, second: &mut Store, hub: &mut Store| {
         for _ in 0..2 {
-            common::sync(&mut first, &mut hub, &as_first);
-            common::sync(&mut second, &mut hub, &as_second);
+            common::sync(first, hub, &as_first);
+            common::sync(second, hub, &as_second);
         }
-        for store in [&first, &second, &hub] {
-            assert!(store.conflicts(case.id).unwrap().is_empty());
-            assert!(!alerted_hazardous(store, case.id), "no longer alerted");
-            check_derived(store, case.id).unwrap();
-        }
+    };
+    sync_both(&mut first, &mut second, &mut hub);
+    first.merge_cases(one, duplicate).unwrap();
+    second.merge_cases(other, duplicate).unwrap();
+    sync_both(&mut first, &mut second, &mut hub);
+    let shown = first
+        .get::<ChildCase>(duplicate)
+        .unwrap()
+        .merged_into
+        .unwrap();
+    let kept = match shown == one {
+        true => other,
+        false => one,
+    };
+    assert_eq!(
+        conflict_path(&first, duplicate, "merged_into"),
+        Some(vec!["merged_into".to_string()])
+    );
+    first
+        .resolve_conflict(
+            duplicate,
+            &["merged_into".to_string()],
+            &serde_json::json!(kept.to_string()),
+        )
+        .unwrap();
+    sync_both(&mut first, &mut second, &mut hub);
+    for store in [&first, &second, &hub] {
+        let read: ChildCase = store.get(duplicate).unwrap();
+        assert_eq!(read.merged_into, Some(kept));
+        assert!(store.conflicts(duplicate).unwrap().is_empty());
     }
 }
 

@@ -37,6 +37,12 @@ pub enum BackupError {
     },
     #[error("the hub's store: {0}")]
     Store(#[from] vigie_core::Error),
+    /// The backup's own copy of a file (a full disk is the backup's, not the hub's).
+    #[error("writing the backup's copy {path} failed: {source}")]
+    Target {
+        path: PathBuf,
+        source: vigie_core::Error,
+    },
     #[error("copying the hub into {path} failed: {source}")]
     Copy {
         path: PathBuf,
@@ -52,6 +58,9 @@ pub enum BackupError {
     #[error("the copy of {0} does not check as whole")]
     Damaged(&'static str),
 }
+
+/// The file a backup holds its directory with while it copies (`backup`).
+const CLAIM: &str = ".vigie-backup-in-progress";
 
 /// The embedded hub's files, in the order their snapshots are taken.
 const FILES: [&str; 2] = ["hub.db", "devices.db"];
@@ -105,7 +114,35 @@ pub fn backup(
     if existed && std::fs::read_dir(out).map_err(io(out))?.next().is_some() {
         return Err(BackupError::NotEmpty(out.to_path_buf()));
     }
-    let made = copy_into(data, encryption, out, copied);
+    // Claimed before anything is copied: two backups into one directory at once both found
+    // it empty, wrote the same files, and one's failure removed the other's backup.
+    std::fs::create_dir_all(out).map_err(io(out))?;
+    let claim = out.join(CLAIM);
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&claim)
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(BackupError::NotEmpty(out.to_path_buf()));
+        }
+        Err(e) => return Err(io(&claim)(e)),
+    }
+    // Another backup that ended between the check and the claim left its files.
+    let others = std::fs::read_dir(out)
+        .map_err(io(out))?
+        .flatten()
+        .any(|entry| entry.file_name() != CLAIM);
+    if others {
+        let _ = std::fs::remove_file(&claim);
+        return Err(BackupError::NotEmpty(out.to_path_buf()));
+    }
+    let made = copy_into(data, encryption, out, copied).and_then(|report| {
+        std::fs::remove_file(&claim)
+            .map(|()| report)
+            .map_err(io(&claim))
+    });
     if made.is_err() {
         let _ = if existed {
             std::fs::read_dir(out).and_then(|entries| {
@@ -164,7 +201,12 @@ fn copy_into(
     let mut files = Vec::new();
     for (name, source) in &sources {
         let target = out.join(name);
-        let mut copy = vigie_core::store::open_keyed_connection(&target, encryption)?;
+        let written = |source| BackupError::Target {
+            path: target.clone(),
+            source,
+        };
+        let mut copy =
+            vigie_core::store::open_keyed_connection(&target, encryption).map_err(written)?;
         Backup::new(source, &mut copy)
             .and_then(|backup| backup.step(-1))
             .map_err(copying(&target))?;
@@ -172,7 +214,7 @@ fn copy_into(
         if *name == FILES[0] {
             // The hub that opens this copy after a restore takes a new incarnation, and tells
             // every device (`Store::prepare_incarnation`).
-            vigie_core::store::mark_backup_copy(&copy, at_ms)?;
+            vigie_core::store::mark_backup_copy(&copy, at_ms).map_err(written)?;
         } else {
             crate::auth::unused_tokens_without_end(&copy).map_err(copying(&target))?;
         }

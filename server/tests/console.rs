@@ -1417,6 +1417,20 @@ fn a_form_that_is_not_utf8_is_refused_and_nothing_saved() {
     assert_eq!(answer.status, 400, "{}", answer.body);
     let after = browser.get(&page).body;
     assert_eq!(after.matches('\u{fffd}').count(), before, "{after}");
+    // A field given twice is named (it was said cut, or not text), and nothing saved.
+    let referrals = after.matches("École Doublon").count();
+    let answer = browser.post_encoded(
+        &format!("{page}/referral"),
+        format!(
+            "csrf={csrf}&service=education&service=health&provider=%C3%89cole+Doublon\
+             &date={today}"
+        ),
+    );
+    assert_eq!(answer.status, 400, "{}", answer.body);
+    assert!(answer.body.contains("deux fois"), "{}", answer.body);
+    assert!(answer.body.contains("ervice"), "{}", answer.body);
+    let after = browser.get(&page).body;
+    assert_eq!(after.matches("École Doublon").count(), referrals);
 }
 
 #[test]
@@ -1463,6 +1477,27 @@ fn administration_forms_refuse_areas_that_would_give_nothing() {
     assert!(page.body.contains("ZZ-NOPE") && page.body.contains("aucun découpage"));
     assert_eq!(add(&mut desk, "community_monitor", C01).status, 303);
     assert_eq!(add(&mut desk, "administrator", "").status, 303);
+    // The same form sent twice (a double click, a reload that sends it again) makes one user.
+    let page = desk.get("/console/users");
+    let entry = hidden(&page.body, "entry").expect("the form's entry");
+    for _ in 0..2 {
+        let answer = desk.post(
+            "/console/users",
+            &[
+                ("csrf", &csrf),
+                ("entry", &entry),
+                ("name", "Awa Deux Fois"),
+                ("role", "supervisor"),
+                ("areas", "CI-R1"),
+            ],
+        );
+        assert_eq!(answer.status, 303, "{}", answer.body);
+    }
+    let named = admin_lines(&s.data, &["user", "list"])
+        .into_iter()
+        .filter(|user| user["name"] == "Awa Deux Fois")
+        .count();
+    assert_eq!(named, 1);
 
     // A sign-in link made in the console without --public-url is built from the address the
     // administrator's browser reached the hub at, as a whole link to hand over.

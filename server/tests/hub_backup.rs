@@ -346,6 +346,48 @@ fn a_running_hub_is_backed_up_whole_and_a_restore_gets_back_what_devices_sent_si
 /// colleague's copy reported rebuilt and left the outbox, the hub never having them): they
 /// stay refused (`AuthorRevoked`), offered to no peer, listed for the app until let go, and a
 /// supervisor records them again.
+/// Two backups into one new directory at once (a script run twice): one makes it, the other
+/// says the directory is not empty. Both failed, the copy's error said of the hub's store that
+/// it was cut and should be removed, or both said they made it, writing the same files.
+#[test]
+fn two_backups_into_one_directory_at_once_make_one() {
+    if postgres_server().is_some() {
+        return; // The embedded hub's files only.
+    }
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let _monitor = Device::enrol(dir.path(), &data, "m1", Role::CommunityMonitor, &[C01], 1);
+    for round in 0..4 {
+        let out = dir.path().join(format!("backup-{round}"));
+        let runs: Vec<_> = (0..2)
+            .map(|_| {
+                let (data, out) = (data.clone(), out.clone());
+                std::thread::spawn(move || backup_output(&data, &out))
+            })
+            .collect();
+        let outputs: Vec<_> = runs.into_iter().map(|run| run.join().unwrap()).collect();
+        let said: Vec<String> = outputs.iter().map(common::stderr).collect();
+        assert_eq!(
+            outputs.iter().filter(|o| o.status.success()).count(),
+            1,
+            "{said:?}"
+        );
+        assert!(
+            said.iter().any(|s| s.contains("must be new or empty")),
+            "{said:?}"
+        );
+        let mut names: Vec<String> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["RESTORE.txt", "devices.db", "hub.db", "hub.db.attachments"]
+        );
+    }
+}
+
 #[test]
 fn after_a_restore_a_revoked_phone_s_new_cases_stay_flagged_on_its_colleagues_phones() {
     let dir = TempDir::new().unwrap();

@@ -632,7 +632,8 @@ pub fn steps(before: Option<Subject<'_>>, after: Subject<'_>) -> Vec<Step> {
 pub const MERGED_AWAY: &str = "the case was merged into another case: work on that case";
 
 /// What a merged duplicate holds of the child, beside what may still change on it: its
-/// version, filing, assignee, reference versions and derived fields.
+/// version, filing, assignee, reference versions, derived fields and the case it is merged
+/// into.
 fn held_of_the_child(case: &ChildCase) -> ChildCase {
     ChildCase {
         version: Default::default(),
@@ -641,6 +642,7 @@ fn held_of_the_child(case: &ChildCase) -> ChildCase {
         captured_with: Default::default(),
         classification: None,
         follow_up_due: None,
+        merged_into: None,
         ..case.clone()
     }
 }
@@ -675,8 +677,10 @@ pub fn verified_before_referral(case: &ChildCase) -> bool {
 }
 
 fn case_steps(before: Option<&ChildCase>, after: &ChildCase, steps: &mut Vec<Step>) {
+    // Pointed at another kept case (two merges of one duplicate, one kept in a resolution),
+    // it is merged again: a supervisor's step (`Step::Merge`, below), not an edit of it.
     if let Some(before) = before.filter(|b| b.is_merged_duplicate())
-        && held_of_the_child(before) != held_of_the_child(after)
+        && (held_of_the_child(before) != held_of_the_child(after) || !after.is_merged_duplicate())
     {
         steps.push(Step::MergedDuplicateEdited);
     }

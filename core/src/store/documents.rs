@@ -487,7 +487,18 @@ pub(crate) fn resolve_in<R: Record>(
     crate::domain::records::above_the_area_chosen(&mut resolved, path, &write.reference);
     // The derived fields follow the resolved value, in the document too.
     resolved.derive(&write.reference);
-    // A resolution is an edit, made at the record as stored.
+    // A resolution is an edit, made at the record as stored, and a step from each value it
+    // overrides: a monitor keeping one supervisor's closure over another's reopening undoes
+    // the reopening, whichever the merge showed.
+    if let Some(acting) = &write.acting
+        && R::KIND == RecordKind::ChildCase
+    {
+        let overridden =
+            doc::overridden_at_root(&document, &["status"], &before, &document.get_heads());
+        for reading in doc::overridden_readings(&stored, &overridden) {
+            acting.check_write(Some(&reading), &resolved)?;
+        }
+    }
     let stored = || Ok(stored.clone());
     check_edit(tx, write, &resolved, &stored, &stored)?;
     doc::write_record(&mut document, &resolved, &write.author)?;
@@ -827,6 +838,35 @@ impl TypedRecord {
                 TypedRecord::Reference
             }
         })
+    }
+
+    /// `doc::overridden_readings` of the record (none of reference data).
+    pub(crate) fn overridden_readings(
+        &self,
+        overridden: &[(String, serde_json::Value)],
+    ) -> Vec<TypedRecord> {
+        if overridden.is_empty() {
+            return Vec::new();
+        }
+        match self {
+            TypedRecord::Workplace(r) => doc::overridden_readings(r, overridden)
+                .into_iter()
+                .map(TypedRecord::Workplace)
+                .collect(),
+            TypedRecord::Visit(r) => doc::overridden_readings(r, overridden)
+                .into_iter()
+                .map(TypedRecord::Visit)
+                .collect(),
+            TypedRecord::ChildCase(r) => doc::overridden_readings(r, overridden)
+                .into_iter()
+                .map(TypedRecord::ChildCase)
+                .collect(),
+            TypedRecord::User(r) => doc::overridden_readings(r, overridden)
+                .into_iter()
+                .map(TypedRecord::User)
+                .collect(),
+            TypedRecord::Reference => Vec::new(),
+        }
     }
 
     /// The record as JSON, as a document holds its fields (none for reference data, which

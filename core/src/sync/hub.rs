@@ -4218,6 +4218,18 @@ fn admit_content<'a>(
                 && each_write_allowed(rules, document, id, (&heads.0, &writes), false) => {}
         other => other?,
     }
+    // A resolution: values side by side at the sender's version that its changes settle to
+    // one. Its steps are taken from each value it overrides, not only from the one the merge
+    // happened to show (a monitor keeping one supervisor's closure over another's reopening).
+    if let Some(base @ TypedRecord::ChildCase(_)) = &base {
+        let overridden = doc::overridden_at_root(document, &["status"], &heads.0, &heads.1);
+        for reading in base.overridden_readings(&overridden) {
+            for step in rights::steps(Some(reading.subject()), theirs.subject()) {
+                rights::check_step(rules.author_role, rules.author.user, &step)
+                    .map_err(|e| Refused::step(step.field(), e))?;
+            }
+        }
+    }
     // Filed by its sender (new, or moved by its changes) under a community the area tree in
     // force places elsewhere or holds no more (moved to another district, renamed, merged
     // since the phone last received a tree): taken where the old tree put it, no one who

@@ -698,9 +698,24 @@ pub fn error_page(headers: &HeaderMap, status: StatusCode, message: &str) -> Res
         t,
         nav: None,
         title: t.get("error.title"),
-        message: t.get(message),
+        message: t.get(message).to_string(),
     };
     (status, html(&page)).into_response()
+}
+
+/// `error_page` for a form that names one of its fields twice (a browser never sends one):
+/// the field's label in the person's language, or its name.
+fn doubled_field_page(headers: &HeaderMap, field: &str) -> Response {
+    let t = Tr(lang_of(headers));
+    let label =
+        vigie_core::messages::field_label(field, t.lang()).unwrap_or_else(|| field.to_string());
+    let page = pages::ErrorPage {
+        t,
+        nav: None,
+        title: t.get("error.title"),
+        message: t.fmt("error.doubled_field", label),
+    };
+    (StatusCode::BAD_REQUEST, html(&page)).into_response()
 }
 
 /// What axum answers by itself on a console path (an address that does not parse, a method
@@ -771,9 +786,27 @@ where
         *again.headers_mut() = headers.clone();
         match Form::<T>::from_request(again, state).await {
             Ok(Form(fields)) => Ok(Posted(fields)),
-            Err(_) => Err(bad_form()),
+            // A field sent twice (a script, an altered page) is named: the form was neither
+            // cut nor other than text.
+            Err(e) => match doubled_field(&e.body_text()) {
+                Some(field) => Err(doubled_field_page(&headers, field)),
+                None => Err(bad_form()),
+            },
         }
     }
+}
+
+/// The field a form's refusal says it holds twice (serde's words: "duplicate field `name`"),
+/// if it is one the console's forms name (letters, digits and `_`).
+fn doubled_field(refusal: &str) -> Option<&str> {
+    let (_, rest) = refusal.split_once("duplicate field `")?;
+    let (field, _) = rest.split_once('`')?;
+    let named = !field.is_empty()
+        && field.len() <= 64
+        && field
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    named.then_some(field)
 }
 
 /// Whether every name and value of a URL-encoded form decodes to UTF-8.
@@ -1228,7 +1261,7 @@ fn problem_response(ctx: &Ctx, problem: Problem) -> Response {
         t,
         nav,
         title: t.get("error.title"),
-        message,
+        message: message.to_string(),
     };
     let mut response = (status, html(&page)).into_response();
     if status == StatusCode::SERVICE_UNAVAILABLE {

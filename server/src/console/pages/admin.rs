@@ -126,6 +126,9 @@ struct UsersPage {
     error: Option<String>,
     error_user: Option<Uuid>,
     link: Option<(String, String)>,
+    /// The new user's id, chosen with the form: the same form sent twice (a double click, a
+    /// reload) makes one user, not two to tell apart.
+    entry: Uuid,
 }
 
 #[derive(Default)]
@@ -136,6 +139,8 @@ struct UsersState {
     error: Option<String>,
     error_user: Option<Uuid>,
     link: Option<(String, String)>,
+    /// The form's entry, kept when it comes back with an error.
+    entry: Option<Uuid>,
 }
 
 fn users_page(hub: &Hub, ctx: &Ctx, viewer: &Viewer, state: UsersState) -> PageResult {
@@ -174,6 +179,7 @@ fn users_page(hub: &Hub, ctx: &Ctx, viewer: &Viewer, state: UsersState) -> PageR
         error: state.error,
         error_user: state.error_user,
         link: state.link,
+        entry: state.entry.unwrap_or_else(Uuid::now_v7),
     };
     Ok((status, html(&page)).into_response())
 }
@@ -196,6 +202,9 @@ pub struct UserForm {
     role: String,
     #[serde(default)]
     areas: String,
+    /// `UsersPage::entry` (none from a page rendered before it was a field).
+    #[serde(default)]
+    entry: String,
 }
 
 pub async fn add_user(
@@ -206,11 +215,15 @@ pub async fn add_user(
     run(hub, ctx, move |hub, ctx| {
         let viewer = posted(hub, ctx, Access::Administrator, &form.csrf)?;
         let t = ctx.tr();
+        let entry = Uuid::parse_str(&form.entry)
+            .ok()
+            .filter(|id| id.get_version_num() == 7);
         let again = |error: &str| UsersState {
             name: form.name.clone(),
             role: form.role.clone(),
             areas: form.areas.clone(),
             error: Some(error.to_string()),
+            entry,
             ..Default::default()
         };
         let name = form.name.trim();
@@ -226,7 +239,15 @@ pub async fn add_user(
             areas
         };
         let areas: Vec<&str> = areas.iter().map(String::as_str).collect();
-        let new = User::new(name, role, &areas);
+        let mut new = User::new(name, role, &areas);
+        if let Some(entry) = entry {
+            // Sent again: the user it made is there (an id in use for anything else is
+            // refused as taken below).
+            if hub.backend.users()?.iter().any(|u| u.id == entry) {
+                return Ok(Redirect::to("/console/users").into_response());
+            }
+            new.id = entry;
+        }
         if let Err(problem) = new.check_new(&*hub.backend.reference()?) {
             return users_page(hub, ctx, &viewer, again(&user_refusal(t, &problem)));
         }

@@ -58,5 +58,5 @@ pub struct ErrorPage {
     pub t: Tr,
     pub nav: Option<Nav>,
     pub title: &'static str,
-    pub message: &'static str,
+    pub message: String,
 }
