@@ -41,7 +41,7 @@ pub enum BackupError {
     #[error("writing the backup's copy {path} failed: {source}")]
     Target {
         path: PathBuf,
-        source: vigie_core::Error,
+        source: Box<vigie_core::Error>,
     },
     #[error("copying the hub into {path} failed: {source}")]
     Copy {
@@ -203,7 +203,7 @@ fn copy_into(
         let target = out.join(name);
         let written = |source| BackupError::Target {
             path: target.clone(),
-            source,
+            source: Box::new(source),
         };
         let mut copy =
             vigie_core::store::open_keyed_connection(&target, encryption).map_err(written)?;
