@@ -429,10 +429,11 @@ impl ReferenceCache {
     }
 
     /// The data in force at `marker`, unless it was loaded at that marker already. Published
-    /// versions never change, so only the documents new or changed since the last load are
-    /// read, on top of what it loaded: a publication or a version received costs its own
-    /// documents, not every version a hub has kept for years. A document gone since (a hub
-    /// restored from a backup) loads everything again.
+    /// versions never change, so only the documents new since the last load are read, on top
+    /// of what it loaded: a publication or a version received costs its own documents, not
+    /// every version a hub has kept for years. A document gone or rewritten since (a hub
+    /// restored from a backup; a version it published again in place of one the restore lost)
+    /// loads everything again.
     pub fn get(
         &self,
         marker: ReferenceMarker,
@@ -443,8 +444,11 @@ impl ReferenceCache {
             return Ok(loaded.data.clone());
         }
         let listing: HashMap<Uuid, i64> = source.listing()?.into_iter().collect();
-        let from_scratch =
-            loaded.marker.is_none() || loaded.read.keys().any(|id| !listing.contains_key(id));
+        let from_scratch = loaded.marker.is_none()
+            || loaded
+                .read
+                .iter()
+                .any(|(id, seq)| listing.get(id).is_none_or(|now| now != seq));
         let (mut data, mut wanted): (ReferenceData, Vec<Uuid>) = if from_scratch {
             (self.base.clone(), listing.keys().copied().collect())
         } else {

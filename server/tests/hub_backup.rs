@@ -388,6 +388,72 @@ fn two_backups_into_one_directory_at_once_make_one() {
     }
 }
 
+/// The sample area tree with one more community in Soubré's district, written to `dir`.
+fn tree_with_community(dir: &Path, community: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(common::reference::SAMPLE_AREAS).unwrap();
+    let mut tree: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let district = tree["administrative_areas"]["children"][0]["children"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|d| d["code"] == DISTRICT)
+        .unwrap();
+    district["children"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "code": community,
+            "labels": { "fr": "Communauté ajoutée", "en": "Added community" },
+        }));
+    let file = dir.join(format!("{community}.json"));
+    std::fs::write(&file, tree.to_string()).unwrap();
+    file
+}
+
+/// After a restore, reference data published again (as README says: do again what was done
+/// after the backup) takes the number of a version the restore lost: a phone that received the
+/// lost one takes the new one in its place (it refused it at every sync, "reusing sequence
+/// numbers", and kept the lost area tree for good).
+#[test]
+fn reference_data_published_again_after_a_restore_reaches_the_phones_that_had_the_lost_one() {
+    if postgres_server().is_some() {
+        return; // The embedded hub's files only.
+    }
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut supervisor = Device::enrol(dir.path(), &data, "sup", Role::Supervisor, &[DISTRICT], 1);
+    let mut hub = Hub::start(&data);
+    supervisor.sync(&hub.url).unwrap();
+    let out = dir.path().join("backup");
+    backup(&data, &out);
+    let lost = tree_with_community(dir.path(), "CI-R1-D1-C21");
+    common::reference::publish(&data, &[lost.to_str().unwrap()]);
+    let summary = supervisor.sync(&hub.url).unwrap();
+    assert!(summary.failed.is_empty(), "{summary:?}");
+    hub.stop();
+    restore_backup(&data, &out);
+    hub.restart();
+    let again = tree_with_community(dir.path(), "CI-R1-D1-C22");
+    common::reference::publish(&data, &[again.to_str().unwrap()]);
+    for _ in 0..2 {
+        let summary = supervisor.sync(&hub.url).unwrap();
+        assert!(summary.failed.is_empty(), "{summary:?}");
+    }
+    let user = supervisor.user();
+    let made = supervisor
+        .store
+        .create(&child(area("CI-R1-D1-C22"), AFTER, user));
+    assert!(made.is_ok(), "{made:?}");
+    assert!(matches!(
+        supervisor
+            .store
+            .create(&child(area("CI-R1-D1-C21"), AFTER, user)),
+        Err(Error::Validation(_))
+    ));
+    assert!(supervisor.sync(&hub.url).unwrap().refused.is_empty());
+    hub.stop();
+}
+
 #[test]
 fn after_a_restore_a_revoked_phone_s_new_cases_stay_flagged_on_its_colleagues_phones() {
     let dir = TempDir::new().unwrap();

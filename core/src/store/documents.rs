@@ -1192,6 +1192,21 @@ pub(crate) fn merge_document(
     )
 }
 
+/// `merge_document` into nothing: the stored record replaced by the received document whole
+/// (`receive::merge_received`, for reference data a restored hub published again).
+pub(crate) fn replace_document(
+    tx: &Transaction,
+    ctx: &WriteContext,
+    cache: &ReferenceCache,
+    actor: &ActorId,
+    id: Uuid,
+    bytes: &[u8],
+) -> Result<Merged> {
+    let existing = find_row(tx, id)?.map(|(rowid, kind, _)| (rowid, kind));
+    let prepared = prepare_merge(id, None, bytes, actor);
+    commit_merge(tx, ctx, cache, id, existing, prepared)
+}
+
 /// The part of a merge that needs no store: the received bytes merged into the record's
 /// document (`existing`, Automerge bytes), checked, read as its record and encoded.
 pub(crate) struct PreparedMerge {

@@ -259,6 +259,17 @@ fn merge_received(
             move_own_edits(tx, receiver, cache, id, &actor, seq)?;
             merge_document(tx, &receiver.ctx, cache, &receiver.actor, id, bytes).map_err(reused)
         }
+        // Reference data from the hub, published again under a number a restored hub gave
+        // anew (this phone holds the version the restore lost, made by the same hub actor):
+        // the hub's is the one in force, taken whole in place of the lost one, which kept
+        // the phone on the lost area tree for good. Peers and bundles never replace it.
+        Err(Error::ActorReused { .. })
+            if !receiver.ctx.queue_for_hub
+                && matches!(find_row(tx, id)?, Some((_, RecordKind::Reference, _))) =>
+        {
+            super::documents::replace_document(tx, &receiver.ctx, cache, &receiver.actor, id, bytes)
+                .map_err(reused)
+        }
         other => other.map_err(reused),
     }
 }
