@@ -1379,6 +1379,15 @@ fn a_leavers_open_cases_are_handed_over_to_their_successor() {
         )
         .contains("no such user")
     );
+    // An administrator follows no case: refused at once, not every case kept one by one.
+    let admin = add_user(&data, "Administratrice", Role::Administrator, &[]).to_string();
+    assert!(
+        admin_error(
+            &data,
+            &["user", "hand-over", "--from", &from, "--to", &admin]
+        )
+        .contains("not to an administrator")
+    );
     admin_lines(&data, &["user", "deactivate", "--user", &to]);
     assert!(
         admin_error(&data, &["user", "hand-over", "--from", &from, "--to", &to])

@@ -2316,6 +2316,15 @@ pub fn may_take_over(to: &crate::domain::records::User) -> Result<()> {
             rule: "a case is handed over only to an active user".into(),
         });
     }
+    // An administrator follows no case: every case stayed, said one by one, the command
+    // telling of success.
+    if to.role == crate::domain::codes::Role::Administrator {
+        return Err(Error::NotAllowed {
+            rule: "a case is handed over to a user who works on cases (a monitor, an inspector \
+                   or a supervisor), not to an administrator"
+                .into(),
+        });
+    }
     Ok(())
 }
 
