@@ -1439,22 +1439,23 @@ pub(crate) fn concurrent_deciding<R: Record>(
     found
 }
 
-/// The values a resolution overrode: of the root fields `keys` holding values side by side at
-/// `base` (the version changes were made on), those the version `theirs` holds as one, each
-/// with the values other than the one kept. A resolution of a case's status chooses between
-/// two supervisors' decisions (one closed the case, one reopened it): its step is taken from
-/// each of them, not only from the one the merge happened to show (`overridden_readings`).
+/// The values a resolution overrode: of the root fields holding values side by side at `base`
+/// (the version changes were made on), those the version `theirs` holds as one, the values
+/// other than the one kept, grouped by the device that set them (one device's decision, its
+/// status and verification day together). A resolution of a case chooses between two
+/// people's decisions (one supervisor closed it, one reopened it; two merges of one
+/// duplicate; two verification days): its step is taken from each of them, not only from the
+/// one the merge happened to show (`overridden_readings`).
 pub(crate) fn overridden_at_root(
     doc: &Automerge,
-    keys: &[&str],
     base: &[ChangeHash],
     theirs: &[ChangeHash],
-) -> Vec<(String, Json)> {
-    let mut overridden = Vec::new();
+) -> Vec<Vec<(String, Json)>> {
+    let mut by_actor: Vec<(ActorId, Vec<(String, Json)>)> = Vec::new();
     if base.is_empty() {
-        return overridden;
+        return Vec::new();
     }
-    for key in keys.iter().map(|key| key.to_string()) {
+    for key in doc.keys_at(&automerge::ROOT, base) {
         let Ok(side_by_side) = doc.get_all_at(&automerge::ROOT, key.as_str(), base) else {
             continue;
         };
@@ -1468,29 +1469,44 @@ pub(crate) fn overridden_at_root(
             },
             _ => continue,
         };
-        for (value, _) in &side_by_side {
-            if let Value::Scalar(s) = value {
-                let value = scalar_json(s);
-                if value != kept && !overridden.contains(&(key.clone(), value.clone())) {
-                    overridden.push((key.clone(), value));
-                }
+        for (value, id) in &side_by_side {
+            let (Value::Scalar(s), automerge::ObjId::Id(_, actor, _)) = (value, id) else {
+                continue;
+            };
+            let value = scalar_json(s);
+            if value == kept {
+                continue;
             }
+            let at = match by_actor.iter().position(|(a, _)| a == actor) {
+                Some(at) => at,
+                None => {
+                    by_actor.push((actor.clone(), Vec::new()));
+                    by_actor.len() - 1
+                }
+            };
+            by_actor[at].1.push((key.clone(), value));
         }
     }
-    overridden
+    by_actor.into_iter().map(|(_, values)| values).collect()
 }
 
-/// `record` as it would read with each value a resolution overrode instead of the one kept
-/// (`overridden_at_root`); a value that does not read as the field's is left out.
-pub(crate) fn overridden_readings<R: Record>(record: &R, overridden: &[(String, Json)]) -> Vec<R> {
+/// `record` as it would read with each device's values a resolution overrode
+/// (`overridden_at_root`) instead of those kept; a reading that does not read as the record
+/// is left out.
+pub(crate) fn overridden_readings<R: Record>(
+    record: &R,
+    overridden: &[Vec<(String, Json)>],
+) -> Vec<R> {
     let Ok(Json::Object(fields)) = serde_json::to_value(record) else {
         return Vec::new();
     };
     overridden
         .iter()
-        .filter_map(|(key, value)| {
+        .filter_map(|values| {
             let mut reading = fields.clone();
-            reading.insert(key.clone(), value.clone());
+            for (key, value) in values {
+                reading.insert(key.clone(), value.clone());
+            }
             record_from_json(
                 Json::Object(reading),
                 record.id(),

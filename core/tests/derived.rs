@@ -483,6 +483,38 @@ fn a_duplicate_merged_into_two_cases_is_settled_on_either() {
         conflict_path(&first, duplicate, "merged_into"),
         Some(vec!["merged_into".to_string()])
     );
+    // Not a monitor's to settle either way (the value shown was taken, as no step), nor an
+    // altered app's whose user is a monitor.
+    let mut monitor = open(&dir, "monitor.db");
+    let as_monitor = common::principal_of(&monitor, Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    common::enrol_all(&mut hub, &mut [(&mut monitor, &as_monitor)]);
+    for case in [shown, kept] {
+        let refused = monitor.resolve_conflict(
+            duplicate,
+            &["merged_into".to_string()],
+            &serde_json::json!(case.to_string()),
+        );
+        assert!(
+            matches!(refused, Err(Error::NotAllowed { .. })),
+            "{refused:?}"
+        );
+    }
+    let mut profile = monitor.user_profile().unwrap().unwrap();
+    profile.role = Role::Supervisor;
+    monitor.debug_assume_profile(&profile).unwrap();
+    monitor
+        .resolve_conflict(
+            duplicate,
+            &["merged_into".to_string()],
+            &serde_json::json!(shown.to_string()),
+        )
+        .unwrap();
+    let summary = common::sync(&mut monitor, &mut hub, &as_monitor);
+    assert_eq!(
+        summary.refused,
+        vec![(duplicate, vigie_core::sync::Refusal::StepNotAllowed)],
+        "{summary:?}"
+    );
     first
         .resolve_conflict(
             duplicate,

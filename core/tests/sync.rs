@@ -154,6 +154,51 @@ fn devices_and_hub_converge_and_keep_conflicts() {
 
 /// A record the hub holds exactly as the device does keeps no copy of the hub's heads on the
 /// device; an edit made on it afterwards still pushes only the new change, not the record.
+/// A case created on another phone under an id the hub holds already (a copy of the record
+/// kept by a script, a draft restored) is another record: refused, it replaces nothing. It
+/// was rebuilt on the hub's version with its own values written on top, and the monitor's
+/// later findings (45 hours, heavy loads) were gone, no conflict kept.
+#[test]
+fn a_case_created_under_an_id_the_hub_holds_replaces_nothing() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    let mut monitor = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    let mut other = device(&dir, "other", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    sync(&mut monitor, &mut hub);
+    sync(&mut other, &mut hub);
+    let saved = monitor
+        .store
+        .create(&child(
+            area("CI-R1-D1", "CI-R1-D1-C01"),
+            "Awa Koné",
+            monitor.principal.user,
+        ))
+        .unwrap();
+    sync(&mut monitor, &mut hub);
+    let mut found: ChildCase = monitor.store.get(saved.id).unwrap();
+    found.hours_per_week = 45;
+    found.hazards.insert("heavy_loads".into());
+    monitor.store.update(&found).unwrap();
+    sync(&mut monitor, &mut hub);
+
+    let copy = ChildCase {
+        version: Default::default(),
+        identified_by: other.principal.user,
+        ..saved.clone()
+    };
+    other.store.create(&copy).unwrap();
+    for _ in 0..2 {
+        let summary = sync(&mut other, &mut hub);
+        assert!(summary.rebuilt.is_empty(), "{summary:?}");
+    }
+    sync(&mut monitor, &mut hub);
+    for store in [&monitor.store, &hub] {
+        let held: ChildCase = store.get(saved.id).unwrap();
+        assert_eq!(held.hours_per_week, 45);
+        assert!(held.hazards.contains("heavy_loads"));
+    }
+}
+
 #[test]
 fn an_edit_of_a_pulled_record_pushes_only_the_new_change() {
     let dir = TempDir::new().unwrap();

@@ -1498,6 +1498,27 @@ fn administration_forms_refuse_areas_that_would_give_nothing() {
         .filter(|user| user["name"] == "Awa Deux Fois")
         .count();
     assert_eq!(named, 1);
+    // Sent again with its name corrected (back, a typo fixed): said, nothing made; an entry
+    // naming a record of another kind (altered by hand): said too.
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let case = case_receiving_services(&s, dir.path(), None).to_string();
+    for (entry, name) in [
+        (entry.as_str(), "Awa Deux-Fois"),
+        (case.as_str(), "Awa Autre"),
+    ] {
+        let answer = desk.post(
+            "/console/users",
+            &[
+                ("csrf", &csrf),
+                ("entry", entry),
+                ("name", name),
+                ("role", "supervisor"),
+                ("areas", "CI-R1"),
+            ],
+        );
+        assert_eq!(answer.status, 422, "{}", answer.body);
+        assert!(answer.body.contains("déjà créé"), "{}", answer.body);
+    }
 
     // A sign-in link made in the console without --public-url is built from the address the
     // administrator's browser reached the hub at, as a whole link to hand over.

@@ -678,7 +678,13 @@ def test_a_value_of_the_wrong_type_names_its_field_and_never_the_value(env):
         for field, value, said in [("name", 5, "name: expected a str, not an int"),
                                    ("notes", None, "notes: expected a str, not a NoneType"),
                                    ("hazards", "heavy_loads", "hazards: expected a list, not a str"),
-                                   ("hazards", [1], "hazards: expected a str, not an int")]:
+                                   ("hazards", [1], "hazards: expected a str, not an int"),
+                                   # None, a dict (taken as its keys), a list where a map keyed
+                                   # by id belongs: the field named, not only the record.
+                                   ("hazards", None, "hazards: expected a list, not a NoneType"),
+                                   ("tasks", {"x": 1}, "tasks: expected a list, not a dict"),
+                                   ("referrals", [], "referrals: expected a dict, not a list"),
+                                   ("followups", None, "followups: expected a dict, not a NoneType")]:
             refused = refused_with(field, value)
             assert refused == said, refused
         # A variant holding a value of the wrong type: the type named, never the value.

@@ -26,6 +26,7 @@ import inspect
 import threading
 import typing
 import uuid
+from collections.abc import Iterable, Mapping
 
 from ._ffi.vigie_core import *  # noqa: F401,F403
 from ._ffi.vigie_core import __all__ as _core
@@ -267,8 +268,23 @@ def _no_text_for_a_list(converter):
     check = converter.check_lower
 
     def check_lower(value):
-        if isinstance(value, (str, bytes, bytearray)):
+        # A dict was taken as its keys (``referrals`` given where a list belongs), and None or
+        # a number was a TypeError naming no field.
+        if isinstance(value, (str, bytes, bytearray, Mapping)) or not isinstance(value, Iterable):
             raise WrongType(list, type(value).__name__, id(value))
+        return check(value)
+
+    converter.check_lower = staticmethod(check_lower)
+
+
+# A list given where a map keyed by id belongs (``followups = [FollowUp(...)]``, an easy
+# mistake) was refused naming only the record.
+def _a_map_only(converter):
+    check = converter.check_lower
+
+    def check_lower(value):
+        if not isinstance(value, Mapping):
+            raise WrongType(dict, type(value).__name__, id(value))
         return check(value)
 
     converter.check_lower = staticmethod(check_lower)
@@ -282,6 +298,8 @@ for _module in (_ffi_core, _ffi_calls):
             _bytes_only(_converter)
         elif _name.startswith("_UniffiFfiConverterSequence"):
             _no_text_for_a_list(_converter)
+        elif _name.startswith("_UniffiFfiConverterMap"):
+            _a_map_only(_converter)
         else:
             continue
         _converter._vigie_typed = True

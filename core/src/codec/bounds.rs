@@ -110,9 +110,9 @@ pub(crate) struct Admitted {
     /// document's, and each one's successors (a deletion, an overwrite), from which it
     /// rebuilds the changes. What judging them costs.
     pub(crate) operations: u64,
-    /// Each change the bytes hold (a change chunk's, not a document's), by its hash, with the
-    /// hashes it depends on: `merge_into` checks that Automerge took each one it could.
-    pub(crate) changes: Vec<(ChangeHash, Vec<ChangeHash>)>,
+    /// The hash of each change the bytes hold (a change chunk's, not a document's):
+    /// `merge_into` checks that Automerge took or queued each one.
+    pub(crate) changes: Vec<ChangeHash>,
 }
 
 /// Checks what `bytes` (a saved document, changes, or both, concatenated) would make Automerge
@@ -150,20 +150,16 @@ pub(crate) fn admit(bytes: &[u8], limits: &DocumentLimits) -> Result<Admitted, R
             CHUNK_CHANGE => {
                 let hash = hash_of(kind, data);
                 let parsed = change_chunk(data, &mut tally, limits)?;
-                if let Some(deps) = &parsed {
-                    changes.push((hash, deps.clone()));
-                }
-                (parsed.map(|_| ()), hash.0[..4] == *checksum)
+                changes.extend(parsed.map(|()| hash));
+                (parsed, hash.0[..4] == *checksum)
             }
             CHUNK_COMPRESSED => {
                 let inflated = inflate(data, &mut tally, limits)?;
                 // The hash and checksum of the change it holds, uncompressed.
                 let hash = hash_of(CHUNK_CHANGE, &inflated);
                 let parsed = change_chunk(&inflated, &mut tally, limits)?;
-                if let Some(deps) = &parsed {
-                    changes.push((hash, deps.clone()));
-                }
-                (parsed.map(|_| ()), hash.0[..4] == *checksum)
+                changes.extend(parsed.map(|()| hash));
+                (parsed, hash.0[..4] == *checksum)
             }
             CHUNK_BUNDLE => return Err(Refused::Unsupported),
             _ => (None, false),
@@ -369,22 +365,13 @@ fn column_data<'a>(r: &mut Reader<'a>, specs: &[(u32, u64)]) -> Option<Vec<(u32,
         .collect()
 }
 
-/// `Walked`, with the hashes the change depends on.
-fn change_chunk(
-    data: &[u8],
-    tally: &mut Tally,
-    limits: &DocumentLimits,
-) -> Result<Option<Vec<ChangeHash>>, Refused> {
+fn change_chunk(data: &[u8], tally: &mut Tally, limits: &DocumentLimits) -> Walked {
     let mut r = Reader::new(data);
     // Dependencies, actor, sequence number, first operation, time, message, other actors, then
     // the operation columns.
     let parsed = (|| {
         let deps = r.uleb()?;
-        let deps: Vec<ChangeHash> = r
-            .take(deps.checked_mul(32)?)?
-            .chunks_exact(32)
-            .map(|hash| ChangeHash(hash.try_into().expect("32 bytes")))
-            .collect();
+        r.take(deps.checked_mul(32)?)?;
         let actor_len = r.uleb()?;
         let actor = r.take(actor_len)?;
         r.uleb()?;
@@ -395,9 +382,9 @@ fn change_chunk(
         let others = r.uleb()?;
         r.skip_prefixed(others)?;
         let specs = spec_list(&mut r)?;
-        Some((deps, actor, column_data(&mut r, &specs)?))
+        Some((actor, column_data(&mut r, &specs)?))
     })();
-    let Some((deps, actor, op_columns)) = parsed else {
+    let Some((actor, op_columns)) = parsed else {
         return Ok(None);
     };
     tally.changes = tally.changes.saturating_add(1);
@@ -409,7 +396,7 @@ fn change_chunk(
         .entry(share_holder(actor).to_vec())
         .or_default();
     *holder = holder.saturating_add(operations);
-    Ok(Some(deps))
+    Ok(Some(()))
 }
 
 /// Who a change's actor (its bytes) stands for in a device's share: the device, for a Vigie

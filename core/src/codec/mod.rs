@@ -357,15 +357,17 @@ pub fn merge_into(document: &mut Automerge, id: Uuid, bytes: &[u8]) -> Result<()
     }
 }
 
-/// Whether Automerge took every change of `changes` it could: one whose dependencies it holds
-/// but that it does not (a whole chunk, its checksum right, whose columns do not decode: a
-/// string that is not UTF-8) is left out without a word, and a push of it was acknowledged as
-/// taken. One waiting for changes it lacks is for the caller to judge (`MissingHistory`).
-fn took_every_change(document: &Automerge, changes: &[(ChangeHash, Vec<ChangeHash>)]) -> bool {
-    let held = |hash: &ChangeHash| document.get_change_meta_by_hash(hash).is_some();
-    changes
-        .iter()
-        .all(|(hash, deps)| held(hash) || !deps.iter().all(held))
+/// Whether Automerge took or queued every change of `changes` (their hashes): one it does not
+/// hold and did not queue for history it lacks (a whole chunk, its checksum right, whose
+/// columns do not decode: a string that is not UTF-8) is left out without a word, and a push
+/// of it was acknowledged as taken. One queued is for the caller to judge (`MissingHistory`).
+fn took_every_change(document: &Automerge, changes: &[ChangeHash]) -> bool {
+    use automerge::ReadDoc;
+    changes.iter().all(|hash| {
+        document.get_change_meta_by_hash(hash).is_some()
+            // Neither applied nor queued, it is the first thing missing on its own path back.
+            || !document.get_missing_deps(std::slice::from_ref(hash)).contains(hash)
+    })
 }
 
 /// The changes of a document (`load`'s bytes) that `wanted` names, each as Automerge's
@@ -456,6 +458,16 @@ mod tests {
     #[test]
     fn a_change_automerge_leaves_out_is_refused_as_damaged() {
         use sha2::Digest;
+        // The change with its 4-byte marker replaced by bytes that are not UTF-8, and the
+        // chunk's checksum (its type, length and data, after the header) made for them.
+        let damage = |change: &[u8], marker: &[u8]| {
+            let at = change.windows(4).position(|w| w == marker).unwrap();
+            let mut damaged = change.to_vec();
+            damaged[at..at + 4].copy_from_slice(b"\xff\xfe\xfd\xfc");
+            let sum = sha2::Sha256::digest(&damaged[8..]);
+            damaged[4..8].copy_from_slice(&sum[..4]);
+            damaged
+        };
         let id = Uuid::now_v7();
         let base = document();
         let mut edited = base.fork();
@@ -463,24 +475,16 @@ mod tests {
         tx.put(automerge::ROOT, "guardian", "QZV7").unwrap();
         tx.commit();
         let change = edited.get_last_local_change().unwrap().raw_bytes().to_vec();
-        let at = change.windows(4).position(|w| w == b"QZV7").unwrap();
-        let mut damaged = change.clone();
-        damaged[at..at + 4].copy_from_slice(b"\xff\xfe\xfd\xfc");
-        // The checksum of the altered chunk: its type, length and data, after the header.
-        let mut hasher = sha2::Sha256::new();
-        hasher.update(&damaged[8..]);
-        let sum = hasher.finalize();
-        damaged[4..8].copy_from_slice(&sum[..4]);
-
         let mut received = base.fork();
         assert!(matches!(
-            merge_into(&mut received, id, &damaged),
+            merge_into(&mut received, id, &damage(&change, b"QZV7")),
             Err(Error::DamagedDocument { .. })
         ));
-        // The change as made is taken; a change waiting for one it lacks is not damaged.
+        // The change as made is taken.
         let mut received = base.fork();
         merge_into(&mut received, id, &change).unwrap();
         assert_eq!(received.get_heads(), edited.get_heads());
+        // A change waiting for one it lacks is not damaged; damaged, it is.
         let mut later = edited.fork();
         let mut tx = later.transaction();
         tx.put(automerge::ROOT, "guardian", "QZV8").unwrap();
@@ -489,6 +493,11 @@ mod tests {
         let mut received = base.fork();
         merge_into(&mut received, id, &next).unwrap();
         assert_eq!(received.get_heads(), base.get_heads());
+        let mut received = base.fork();
+        assert!(matches!(
+            merge_into(&mut received, id, &damage(&next, b"QZV8")),
+            Err(Error::DamagedDocument { .. })
+        ));
     }
 
     #[test]

@@ -487,14 +487,14 @@ pub(crate) fn resolve_in<R: Record>(
     crate::domain::records::above_the_area_chosen(&mut resolved, path, &write.reference);
     // The derived fields follow the resolved value, in the document too.
     resolved.derive(&write.reference);
-    // A resolution is an edit, made at the record as stored, and a step from each value it
-    // overrides: a monitor keeping one supervisor's closure over another's reopening undoes
-    // the reopening, whichever the merge showed.
+    // A resolution is an edit, made at the record as stored, and, for a case, a step from
+    // each device's values it overrides: a monitor keeping one supervisor's closure (or merge,
+    // or verification day) over another's undoes the other's, whichever the merge showed. (A
+    // visit's review settles whole, as the review chosen wrote it.)
     if let Some(acting) = &write.acting
         && R::KIND == RecordKind::ChildCase
     {
-        let overridden =
-            doc::overridden_at_root(&document, &["status"], &before, &document.get_heads());
+        let overridden = doc::overridden_at_root(&document, &before, &document.get_heads());
         for reading in doc::overridden_readings(&stored, &overridden) {
             acting.check_write(Some(&reading), &resolved)?;
         }
@@ -843,7 +843,7 @@ impl TypedRecord {
     /// `doc::overridden_readings` of the record (none of reference data).
     pub(crate) fn overridden_readings(
         &self,
-        overridden: &[(String, serde_json::Value)],
+        overridden: &[Vec<(String, serde_json::Value)>],
     ) -> Vec<TypedRecord> {
         if overridden.is_empty() {
             return Vec::new();

@@ -491,6 +491,15 @@ fn rebuild_on(
             if doc::kind_of(&received) != Some(kind) {
                 return Ok(false);
             }
+            // Another record under the same id (one created here with an id the hub holds):
+            // no history in common, nothing to rebuild on. Its values written over the hub's
+            // replaced a colleague's without a conflict.
+            if !codec::history_roots(&document, &[])
+                .iter()
+                .any(|root| received.get_change_meta_by_hash(root).is_some())
+            {
+                return Ok(false);
+            }
             let past: Vec<ChangeHash> = document
                 .get_changes_meta(&[])
                 .iter()

@@ -4227,11 +4227,12 @@ fn admit_content<'a>(
                 && each_write_allowed(rules, document, id, (&heads.0, &writes), false) => {}
         other => other?,
     }
-    // A resolution: values side by side at the sender's version that its changes settle to
-    // one. Its steps are taken from each value it overrides, not only from the one the merge
-    // happened to show (a monitor keeping one supervisor's closure over another's reopening).
+    // A resolution of a case: values side by side at the sender's version that its changes
+    // settle to one. Its steps are taken from each device's values it overrides, not only
+    // from those the merge happened to show (a monitor keeping one supervisor's closure, merge
+    // or verification day over another's).
     if let Some(base @ TypedRecord::ChildCase(_)) = &base {
-        let overridden = doc::overridden_at_root(document, &["status"], &heads.0, &heads.1);
+        let overridden = doc::overridden_at_root(document, &heads.0, &heads.1);
         for reading in base.overridden_readings(&overridden) {
             for step in rights::steps(Some(reading.subject()), theirs.subject()) {
                 rights::check_step(rules.author_role, rules.author.user, &step)

@@ -240,11 +240,19 @@ pub async fn add_user(
         };
         let areas: Vec<&str> = areas.iter().map(String::as_str).collect();
         let mut new = User::new(name, role, &areas);
+        // The form made a user already: sent again as it was (a double click, a reload), that
+        // is done; changed since (a name corrected after going back), it is said, with a new
+        // form (the user made is renamed with `vigie user rename`).
+        let made_already = UsersState {
+            entry: None,
+            ..again(t.get("users.entry_used"))
+        };
         if let Some(entry) = entry {
-            // Sent again: the user it made is there (an id in use for anything else is
-            // refused as taken below).
-            if hub.backend.users()?.iter().any(|u| u.id == entry) {
-                return Ok(Redirect::to("/console/users").into_response());
+            if let Some(made) = hub.backend.user(entry)? {
+                if made.name == name && made.role == role {
+                    return Ok(Redirect::to("/console/users").into_response());
+                }
+                return users_page(hub, ctx, &viewer, made_already);
             }
             new.id = entry;
         }
@@ -265,6 +273,8 @@ pub async fn add_user(
             Err(e @ Error::Validation(_)) => {
                 users_page(hub, ctx, &viewer, again(&ctx.tr().refusal(&e)))
             }
+            // An entry naming a record of another kind (a form altered by hand).
+            Err(Error::AlreadyExists { .. }) => users_page(hub, ctx, &viewer, made_already),
             Err(e) => Err(e.into()),
         }
     })
