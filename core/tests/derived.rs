@@ -509,10 +509,18 @@ fn a_duplicate_merged_into_two_cases_is_settled_on_either() {
             &serde_json::json!(shown.to_string()),
         )
         .unwrap();
+    // Refused, with the case it no longer lists as merged into it.
     let summary = common::sync(&mut monitor, &mut hub, &as_monitor);
+    let mut refused = summary.refused.clone();
+    refused.sort();
+    let mut expected = vec![duplicate, kept];
+    expected.sort();
     assert_eq!(
-        summary.refused,
-        vec![(duplicate, vigie_core::sync::Refusal::StepNotAllowed)],
+        refused,
+        expected
+            .into_iter()
+            .map(|id| (id, vigie_core::sync::Refusal::StepNotAllowed))
+            .collect::<Vec<_>>(),
         "{summary:?}"
     );
     first
@@ -527,6 +535,11 @@ fn a_duplicate_merged_into_two_cases_is_settled_on_either() {
         let read: ChildCase = store.get(duplicate).unwrap();
         assert_eq!(read.merged_into, Some(kept));
         assert!(store.conflicts(duplicate).unwrap().is_empty());
+        // The case not kept lists it no more.
+        let left: ChildCase = store.get(shown).unwrap();
+        assert!(!left.merged_from.contains(&duplicate), "{left:?}");
+        let taken: ChildCase = store.get(kept).unwrap();
+        assert!(taken.merged_from.contains(&duplicate));
     }
 }
 

@@ -303,7 +303,11 @@ fn new_key_in(
     let mut key = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut key);
     let key = HubKey(key);
-    write_key_file(file, holder, &key)?;
+    // Another process made the key meanwhile (a hub's first commands run at once): its key is
+    // the one in force, used here too.
+    if let Some(theirs) = write_key_file(file, holder, &key)? {
+        return Ok(theirs);
+    }
     eprintln!("vigie: {what}: its key is in {} ({advice})", file.display());
     Ok(key)
 }
@@ -398,11 +402,17 @@ fn read_key_file(file: &Path, holder: KeyHolder) -> Result<Option<HubKey>, KeyEr
 }
 
 /// Writes a new key file: its directory made (0700) if missing, the file created owner-only
-/// (0600) under a temporary name, synced, then renamed into place, so that a crash leaves
-/// either no key file or a whole one, and an existing key file is never replaced. The hub's
-/// default key directory is not written into if others may enter it (it would be refused when
-/// read).
-fn write_key_file(file: &Path, holder: KeyHolder, key: &HubKey) -> Result<(), KeyError> {
+/// (0600) under a temporary name of this write's own, synced, then linked into place, so that
+/// a crash leaves either no key file or a whole one, and an existing key file is never
+/// replaced: the key another process put there meanwhile is returned instead. (Two processes
+/// wrote one temporary file: the key linked into place was one, the hub sealed with the
+/// other, and the hub never opened again.) The hub's default key directory is not written
+/// into if others may enter it (it would be refused when read).
+fn write_key_file(
+    file: &Path,
+    holder: KeyHolder,
+    key: &HubKey,
+) -> Result<Option<HubKey>, KeyError> {
     let dir = key_directory(file);
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
@@ -412,9 +422,11 @@ fn write_key_file(file: &Path, holder: KeyHolder, key: &HubKey) -> Result<(), Ke
     if holder == KeyHolder::Hub {
         check_key_directory(&dir)?;
     }
-    let temporary = file.with_extension("key-new");
+    let mut own = [0u8; 8];
+    rand::rngs::OsRng.fill_bytes(&mut own);
+    let temporary = file.with_extension(format!("key-new-{}", hex(&own)));
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut out = options.open(&temporary).map_err(io_error(&temporary))?;
@@ -422,12 +434,21 @@ fn write_key_file(file: &Path, holder: KeyHolder, key: &HubKey) -> Result<(), Ke
     out.sync_all().map_err(io_error(&temporary))?;
     drop(out);
     // A hard link fails if the file exists: a key file that appeared meanwhile is kept.
-    std::fs::hard_link(&temporary, file).map_err(io_error(file))?;
+    let linked = std::fs::hard_link(&temporary, file);
     std::fs::remove_file(&temporary).map_err(io_error(&temporary))?;
+    match linked {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return read_key_file(file, holder)?
+                .map(Some)
+                .ok_or_else(|| io_error(file)(e));
+        }
+        Err(e) => return Err(io_error(file)(e)),
+    }
     std::fs::File::open(&dir)
         .and_then(|d| d.sync_all())
         .map_err(io_error(&dir))?;
-    Ok(())
+    Ok(None)
 }
 
 /// What the first bytes of a SQLite file say: a plain SQLite file starts with this header,
@@ -443,6 +464,37 @@ pub(crate) fn is_plain_sqlite(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A hub's first commands run at once (`vigie serve` and `vigie reference publish` from a
+    /// set-up script), each making the key: every one ends with the key the file holds. Two
+    /// wrote one temporary file; the key linked into place was one, the hub sealed with the
+    /// other, and the hub never opened again.
+    #[test]
+    fn keys_made_at_once_are_the_one_the_file_holds() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("keys").join("hub.key");
+            let made: Vec<HubKey> = std::thread::scope(|scope| {
+                let runs: Vec<_> = (0..4)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            new_key_in(&file, KeyHolder::NamedHubFile, "a new hub", "test").unwrap()
+                        })
+                    })
+                    .collect();
+                runs.into_iter().map(|run| run.join().unwrap()).collect()
+            });
+            let held = read_key_file(&file, KeyHolder::NamedHubFile)
+                .unwrap()
+                .unwrap();
+            assert!(made.iter().all(|key| key.0 == held.0));
+            let left: Vec<_> = std::fs::read_dir(file.parent().unwrap())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(left, ["hub.key"], "no temporary file left");
+        }
+    }
 
     #[test]
     fn a_new_hub_gets_an_owner_only_key_file_and_finds_it_again() {

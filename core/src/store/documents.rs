@@ -491,10 +491,11 @@ pub(crate) fn resolve_in<R: Record>(
     // each device's values it overrides: a monitor keeping one supervisor's closure (or merge,
     // or verification day) over another's undoes the other's, whichever the merge showed. (A
     // visit's review settles whole, as the review chosen wrote it.)
-    if let Some(acting) = &write.acting
-        && R::KIND == RecordKind::ChildCase
-    {
-        let overridden = doc::overridden_at_root(&document, &before, &document.get_heads());
+    let overridden = match R::KIND {
+        RecordKind::ChildCase => doc::overridden_at_root(&document, &before, &document.get_heads()),
+        _ => Vec::new(),
+    };
+    if let Some(acting) = &write.acting {
         for reading in doc::overridden_readings(&stored, &overridden) {
             acting.check_write(Some(&reading), &resolved)?;
         }
@@ -504,6 +505,28 @@ pub(crate) fn resolve_in<R: Record>(
     doc::write_record(&mut document, &resolved, &write.author)?;
     check_merge_target(tx, &document, Some(&before))?;
     write.save(tx, id, R::KIND, Some(rowid), &mut document, &before)?;
+    // A duplicate merged into two cases at once, settled on one: the other lists it no more
+    // among the cases merged into it (its file, its erasure and the console named a child
+    // that is not its duplicate).
+    for (key, value) in overridden.iter().flatten() {
+        let Some(other) = value
+            .as_str()
+            .and_then(|v| Uuid::parse_str(v).ok())
+            .filter(|_| key == "merged_into")
+        else {
+            continue;
+        };
+        let held = match load_for::<ChildCase>(tx, other, write.actor) {
+            Ok((_, document)) => doc::read_record::<ChildCase>(&document, other)?,
+            Err(Error::NotFound { .. } | Error::WrongKind { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        if held.merged_from.contains(&id) {
+            let mut unmerged = held;
+            unmerged.merged_from.remove(&id);
+            update_in(tx, write, &unmerged)?;
+        }
+    }
     Ok(())
 }
 
