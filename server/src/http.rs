@@ -921,13 +921,24 @@ async fn sync(State(hub): State<Arc<Hub>>, request: Request) -> Response {
 /// (a load balancer sends devices to another machine meanwhile). No credentials, no record
 /// read.
 async fn health(State(hub): State<Arc<Hub>>) -> Response {
-    let reached = tokio::task::spawn_blocking(move || hub.backend.reachable()).await;
+    // A database that takes the question and never answers (a frozen machine, a storage stall)
+    // held the check as long as it hung, then said ok: a load balancer's check gives up after
+    // a few seconds, and the answer comes before.
+    let reached = tokio::time::timeout(
+        HEALTH_ANSWER,
+        tokio::task::spawn_blocking(move || hub.backend.reachable()),
+    )
+    .await;
     match reached {
-        Ok(Ok(())) => "ok".into_response(),
-        Ok(Err(e)) => store_unreachable(&e),
-        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "hub error"),
+        Ok(Ok(Ok(()))) => "ok".into_response(),
+        Ok(Ok(Err(e))) => store_unreachable(&e),
+        Ok(Err(_)) => error(StatusCode::INTERNAL_SERVER_ERROR, "hub error"),
+        Err(_) => store_unreachable(&"the database did not answer the health check in time"),
     }
 }
+
+/// How long `GET /v1/health` waits for the database's answer (README: within 3 seconds).
+const HEALTH_ANSWER: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// `POST /v1/attachments`: one chunk of an attachment's upload or download
 /// (`vigie_core::sync::handle_attachment`), authenticated and bounded as a sync. A refusal on a
