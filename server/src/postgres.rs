@@ -832,6 +832,14 @@ impl Postgres {
         let mut first = r2d2::ManageConnection::connect(&manager)
             .map_err(|e| ConnectError::Connect(connect_failure(&config, &e)))?;
         let client = &mut first.client;
+        // Held until this first connection closes, taken before anything is read: a process
+        // starting beside another on a new database reads what the other made once it is
+        // made. (Under a transaction's lock, its catalog did not show the tables the other
+        // had just made: it said the database held a newer schema's, or that its key did not
+        // open the hub; and it had said "a new hub" and written a key file of its own first.)
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&SCHEMA_LOCK])
+            .map_err(storage_error)?;
         let exists: bool = client
             .query_one("SELECT to_regclass('vigie_meta') IS NOT NULL", &[])
             .map_err(storage_error)?

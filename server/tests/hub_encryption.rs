@@ -952,3 +952,59 @@ fn a_version_5_database_is_sealed_in_place_and_keeps_its_records() {
     drop(hub);
     drop_database(&url);
 }
+
+/// Two processes starting at once on a new PostgreSQL database, each with a key file of its own
+/// (two machines, the key not copied yet): one makes the hub; the other says the database holds
+/// a hub whose key it lacks, and neither announces nor leaves a key of its own. It said the
+/// database held a newer schema's tables, or that its key did not open the hub, after saying
+/// "a new hub" and leaving a key file that was not the hub's.
+#[test]
+fn two_processes_starting_on_a_new_database_make_one_hub() {
+    let Some(_) = postgres_server() else {
+        return; // The PostgreSQL suite runs it.
+    };
+    for round in 0..3 {
+        let dir = TempDir::new().unwrap();
+        let url = fresh_database(&format!("twostarts{round}"));
+        let runs: Vec<_> = (0..2)
+            .map(|n| {
+                let (url, dir) = (url.clone(), dir.path().to_path_buf());
+                std::thread::spawn(move || {
+                    let key = dir.join(format!("machine{n}")).join("hub.key");
+                    let data = dir.join(format!("data{n}"));
+                    let out = vigie_output(&[
+                        "user",
+                        "add",
+                        "--data",
+                        data.to_str().unwrap(),
+                        "--database",
+                        &url,
+                        "--key-file",
+                        key.to_str().unwrap(),
+                        "--name",
+                        STAFF,
+                        "--role",
+                        "administrator",
+                    ]);
+                    (key, out)
+                })
+            })
+            .collect();
+        let outcomes: Vec<_> = runs.into_iter().map(|run| run.join().unwrap()).collect();
+        let made: Vec<_> = outcomes
+            .iter()
+            .filter(|(_, out)| out.status.success())
+            .collect();
+        let said: Vec<String> = outcomes.iter().map(|(_, out)| stderr(out)).collect();
+        assert_eq!(made.len(), 1, "{said:?}");
+        let (lost_key, lost) = outcomes
+            .iter()
+            .find(|(_, out)| !out.status.success())
+            .unwrap();
+        let lost_said = stderr(lost);
+        assert!(lost_said.contains("key"), "{lost_said}");
+        assert!(!lost_said.contains("a new hub"), "{lost_said}");
+        assert!(!lost_said.contains("newer"), "{lost_said}");
+        assert!(!lost_key.exists(), "{lost_said}");
+    }
+}
