@@ -62,7 +62,7 @@ pub enum IdentityError {
     )]
     KeysReplaced { device: Uuid },
     #[error(
-        "the certificate of device {device} was replaced by a newer one (its user's role or areas changed, or its token was reissued): that device must sync with the hub"
+        "the certificate of device {device} was replaced by a newer one: its user's role or areas changed (that device must sync with the hub first), or it was set up again (its token reissued: only the new setup's bundles and sessions are taken)"
     )]
     Superseded { device: Uuid },
     #[error("the hub's key differs from the one this device pinned at enrolment")]
