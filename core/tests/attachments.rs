@@ -866,7 +866,7 @@ fn the_hub_refuses_a_flipped_byte_and_strangers() {
 }
 
 #[test]
-fn only_the_capturers_devices_upload_the_bytes_and_the_manifest_keeps_its_capturer() {
+fn only_the_capturing_device_uploads_the_bytes_and_the_manifest_keeps_its_capturer() {
     let (_dir, mut hub, mut devices) = world(&[
         MONITOR,
         ("neighbour", Role::CommunityMonitor, &["CI-R1-D1-C01"]),
@@ -881,22 +881,30 @@ fn only_the_capturers_devices_upload_the_bytes_and_the_manifest_keeps_its_captur
     sync(&mut a, &mut hub);
     sync(&mut neighbour, &mut hub);
     let limits = HubLimits::default();
-    // A device of the same community, which may edit the visit, appends garbage where the
-    // upload stands: refused, and the capturer's upload is untouched.
-    for _ in 0..3 {
-        let squat = AttachmentRequest::Upload {
-            record: visit.id,
-            id: entry.id,
-            offset: 0,
-            bytes: vec![0u8; 256 * 1024],
-        };
-        assert_eq!(
-            ask(&mut hub, &neighbour.principal, squat),
-            AttachmentResponse::Refused {
+    // A device of the same community, which may edit the visit, or another device of the
+    // capturer's own user (a second phone, a stolen one not yet revoked), appends garbage
+    // where the upload stands: refused, and the capturer's upload is untouched (the second
+    // device's bytes were taken, failed the hash, and could hold the upload back for ever).
+    let second_phone = Principal {
+        device: Uuid::now_v7(),
+        ..a.principal.clone()
+    };
+    for squatter in [&neighbour.principal, &second_phone] {
+        for _ in 0..3 {
+            let squat = AttachmentRequest::Upload {
+                record: visit.id,
                 id: entry.id,
-                reason: TransferRefusal::NotFound
-            }
-        );
+                offset: 0,
+                bytes: vec![0u8; 256 * 1024],
+            };
+            assert_eq!(
+                ask(&mut hub, squatter, squat),
+                AttachmentResponse::Refused {
+                    id: entry.id,
+                    reason: TransferRefusal::NotFound
+                }
+            );
+        }
     }
     let summary = transfer(&mut a, &mut hub, &AttachmentSyncOptions::default());
     assert_eq!(summary.uploaded, vec![entry.id], "{summary:?}");

@@ -197,6 +197,13 @@ fn a_case_created_under_an_id_the_hub_holds_replaces_nothing() {
         assert_eq!(held.hours_per_week, 45);
         assert!(held.hazards.contains("heavy_loads"));
     }
+    // Its copy given up, the phone gets the case the hub holds (it never came back: the case
+    // missing from a phone of its community).
+    assert_eq!(other.store.refused_records().unwrap(), vec![saved.id]);
+    other.store.discard_refused_changes(saved.id).unwrap();
+    sync(&mut other, &mut hub);
+    let held: ChildCase = other.store.get(saved.id).unwrap();
+    assert_eq!(held.hours_per_week, 45);
 }
 
 #[test]

@@ -1498,13 +1498,15 @@ fn administration_forms_refuse_areas_that_would_give_nothing() {
         .filter(|user| user["name"] == "Awa Deux Fois")
         .count();
     assert_eq!(named, 1);
-    // Sent again with its name corrected (back, a typo fixed): said, nothing made; an entry
-    // naming a record of another kind (altered by hand): said too.
+    // Sent again with its name or its areas corrected (back, a typo fixed): said, nothing
+    // made (the areas were dropped without a word); an entry naming a record of another kind
+    // (altered by hand): said too.
     let dir = tempfile::tempdir().expect("temporary directory");
     let case = case_receiving_services(&s, dir.path(), None).to_string();
-    for (entry, name) in [
-        (entry.as_str(), "Awa Deux-Fois"),
-        (case.as_str(), "Awa Autre"),
+    for (entry, name, areas, said) in [
+        (entry.as_str(), "Awa Deux-Fois", "CI-R1", "déjà créé"),
+        (entry.as_str(), "Awa Deux Fois", "CI-R2", "déjà créé"),
+        (case.as_str(), "Awa Autre", "CI-R1", "a été modifié"),
     ] {
         let answer = desk.post(
             "/console/users",
@@ -1513,11 +1515,11 @@ fn administration_forms_refuse_areas_that_would_give_nothing() {
                 ("entry", entry),
                 ("name", name),
                 ("role", "supervisor"),
-                ("areas", "CI-R1"),
+                ("areas", areas),
             ],
         );
         assert_eq!(answer.status, 422, "{}", answer.body);
-        assert!(answer.body.contains("déjà créé"), "{}", answer.body);
+        assert!(answer.body.contains(said), "{}", answer.body);
     }
 
     // A sign-in link made in the console without --public-url is built from the address the

@@ -683,6 +683,8 @@ def test_a_value_of_the_wrong_type_names_its_field_and_never_the_value(env):
                                    # by id belongs: the field named, not only the record.
                                    ("hazards", None, "hazards: expected a list, not a NoneType"),
                                    ("tasks", {"x": 1}, "tasks: expected a list, not a dict"),
+                                   ("tasks", (t for t in ["weeding"]),
+                                    "tasks: expected a list, not a generator"),
                                    ("referrals", [], "referrals: expected a dict, not a list"),
                                    ("followups", None, "followups: expected a dict, not a NoneType")]:
             refused = refused_with(field, value)

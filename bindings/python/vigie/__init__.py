@@ -26,7 +26,7 @@ import inspect
 import threading
 import typing
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Mapping
 
 from ._ffi.vigie_core import *  # noqa: F401,F403
 from ._ffi.vigie_core import __all__ as _core
@@ -268,9 +268,9 @@ def _no_text_for_a_list(converter):
     check = converter.check_lower
 
     def check_lower(value):
-        # A dict was taken as its keys (``referrals`` given where a list belongs), and None or
-        # a number was a TypeError naming no field.
-        if isinstance(value, (str, bytes, bytearray, Mapping)) or not isinstance(value, Iterable):
+        # A dict was taken as its keys (``referrals`` given where a list belongs), and None, a
+        # number or a generator (whose length the writer asks) was a TypeError naming no field.
+        if isinstance(value, (str, bytes, bytearray, Mapping)) or not isinstance(value, Collection):
             raise WrongType(list, type(value).__name__, id(value))
         return check(value)
 

@@ -458,6 +458,13 @@ pub(crate) fn mark_refetch(tx: &Transaction, id: Uuid) -> Result<()> {
     Ok(())
 }
 
+/// Whether the record waits to be fetched whole from the hub (`mark_refetch`).
+pub(crate) fn refetch_marked(conn: &Connection, id: Uuid) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM sync_refetch WHERE record_id = ?1")?
+        .exists([id.as_bytes()])?)
+}
+
 pub(crate) fn clear_refetch(tx: &Transaction, id: Uuid) -> Result<()> {
     tx.prepare_cached("DELETE FROM sync_refetch WHERE record_id = ?1")?
         .execute([id.as_bytes()])?;

@@ -199,6 +199,12 @@ fn entry_for(
     let Ok(document) = codec::load(record, &stored.document) else {
         return Ok(Err(TransferRefusal::NotFound));
     };
+    // The bytes come from the device that captured them, the only one that holds them: another
+    // device of the same user (a second phone, a stolen one not yet revoked) appended bytes
+    // that failed the hash, and could keep the capturer's upload from ever completing.
+    if changing && doc::attachment_creator_device(&document, id) != Some(who.device) {
+        return Ok(Err(TransferRefusal::NotFound));
+    }
     let entries = doc::attachments(&document);
     match entries.iter().find(|a| a.id == id) {
         Some(entry) => Ok(Ok((entry.clone(), entries))),

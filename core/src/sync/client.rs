@@ -365,8 +365,12 @@ impl Store {
                 }),
                 None => false,
             };
+            // The hub's version that could not be taken beside this copy (another record
+            // under the same id, made here) is fetched once this copy is gone: it never came
+            // back, the case missing from its monitor's phone.
+            let hub_holds_one = sync_state::refetch_marked(tx, id)?;
             erasure::forget_record(tx, id)?;
-            if from_elsewhere {
+            if from_elsewhere || hub_holds_one {
                 sync_state::mark_refetch(tx, id)?;
             }
             Ok(Discarded::Removed)

@@ -241,15 +241,16 @@ pub async fn add_user(
         let areas: Vec<&str> = areas.iter().map(String::as_str).collect();
         let mut new = User::new(name, role, &areas);
         // The form made a user already: sent again as it was (a double click, a reload), that
-        // is done; changed since (a name corrected after going back), it is said, with a new
-        // form (the user made is renamed with `vigie user rename`).
+        // is done; changed since (a name, a role or areas corrected after going back), it is
+        // said, with a new form (the user made is corrected with `vigie user rename`, or the
+        // areas and role forms).
         let made_already = UsersState {
             entry: None,
             ..again(t.get("users.entry_used"))
         };
         if let Some(entry) = entry {
             if let Some(made) = hub.backend.user(entry)? {
-                if made.name == name && made.role == role {
+                if made.name == name && made.role == role && made.areas == new.areas {
                     return Ok(Redirect::to("/console/users").into_response());
                 }
                 return users_page(hub, ctx, &viewer, made_already);
@@ -274,7 +275,15 @@ pub async fn add_user(
                 users_page(hub, ctx, &viewer, again(&ctx.tr().refusal(&e)))
             }
             // An entry naming a record of another kind (a form altered by hand).
-            Err(Error::AlreadyExists { .. }) => users_page(hub, ctx, &viewer, made_already),
+            Err(Error::AlreadyExists { .. }) => users_page(
+                hub,
+                ctx,
+                &viewer,
+                UsersState {
+                    entry: None,
+                    ..again(t.get("users.entry_unusable"))
+                },
+            ),
             Err(e) => Err(e.into()),
         }
     })
