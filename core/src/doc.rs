@@ -1439,82 +1439,98 @@ pub(crate) fn concurrent_deciding<R: Record>(
     found
 }
 
-/// The values a resolution overrode: of the root fields holding values side by side at `base`
-/// (the version changes were made on), those the version `theirs` holds as one, the values
-/// other than the one kept, grouped by the device that set them (one device's decision, its
-/// status and verification day together). A resolution of a case chooses between two
-/// people's decisions (one supervisor closed it, one reopened it; two merges of one
-/// duplicate; two verification days): its step is taken from each of them, not only from the
-/// one the merge happened to show (`overridden_readings`).
-pub(crate) fn overridden_at_root(
+/// The values a resolution overrode: of the fields holding values side by side at `base` (the
+/// version changes were made on), those the version `theirs` holds as one, by their path
+/// (`followups.<id>.situation` too), the values other than the one kept, grouped by the device
+/// that set them (one device's decision, its status and verification day together). A
+/// resolution chooses between people's decisions (one supervisor closed a case, one reopened
+/// it; two merges of one duplicate; two monitors' corrections of a follow-up): its step is
+/// taken from each of them, not only from the one the merge happened to show
+/// (`overridden_readings`).
+pub(crate) fn overridden_values(
     doc: &Automerge,
     base: &[ChangeHash],
     theirs: &[ChangeHash],
-) -> Vec<Vec<(String, Json)>> {
-    let mut by_actor: Vec<(ActorId, Vec<(String, Json)>)> = Vec::new();
-    if base.is_empty() {
-        return Vec::new();
-    }
-    for key in doc.keys_at(&automerge::ROOT, base) {
-        let Ok(side_by_side) = doc.get_all_at(&automerge::ROOT, key.as_str(), base) else {
-            continue;
-        };
-        if side_by_side.len() < 2 {
-            continue;
-        }
-        let kept = match doc.get_all_at(&automerge::ROOT, key.as_str(), theirs) {
-            Ok(kept) if kept.len() == 1 => match &kept[0].0 {
-                Value::Scalar(s) => scalar_json(s),
-                Value::Object(_) => continue,
-            },
-            _ => continue,
-        };
-        for (value, id) in &side_by_side {
-            let (Value::Scalar(s), automerge::ObjId::Id(_, actor, _)) = (value, id) else {
-                continue;
-            };
-            let value = scalar_json(s);
-            if value == kept {
-                continue;
-            }
-            let at = match by_actor.iter().position(|(a, _)| a == actor) {
-                Some(at) => at,
-                None => {
-                    by_actor.push((actor.clone(), Vec::new()));
-                    by_actor.len() - 1
-                }
-            };
-            by_actor[at].1.push((key.clone(), value));
-        }
+) -> Vec<Vec<(Vec<String>, Json)>> {
+    let mut by_actor: Vec<(ActorId, Vec<(Vec<String>, Json)>)> = Vec::new();
+    if !base.is_empty() {
+        overridden_in(
+            doc,
+            (base, theirs),
+            &automerge::ROOT,
+            &mut Vec::new(),
+            &mut by_actor,
+        );
     }
     by_actor.into_iter().map(|(_, values)| values).collect()
 }
 
-/// `record` as it would read with each device's values a resolution overrode
-/// (`overridden_at_root`) instead of those kept; a reading that does not read as the record
-/// is left out.
-pub(crate) fn overridden_readings<R: Record>(
-    record: &R,
-    overridden: &[Vec<(String, Json)>],
-) -> Vec<R> {
-    let Ok(Json::Object(fields)) = serde_json::to_value(record) else {
-        return Vec::new();
-    };
-    overridden
-        .iter()
-        .filter_map(|values| {
-            let mut reading = fields.clone();
-            for (key, value) in values {
-                reading.insert(key.clone(), value.clone());
+/// How deep `overridden_values` looks: a field of an entry of a root map (a follow-up's).
+const OVERRIDDEN_DEPTH: usize = 3;
+
+fn overridden_in(
+    doc: &Automerge,
+    (base, theirs): (&[ChangeHash], &[ChangeHash]),
+    object: &ObjId,
+    path: &mut Vec<String>,
+    by_actor: &mut Vec<(ActorId, Vec<(Vec<String>, Json)>)>,
+) {
+    for key in doc.keys_at(object, base) {
+        let Ok(side_by_side) = doc.get_all_at(object, key.as_str(), base) else {
+            continue;
+        };
+        let Ok(kept) = doc.get_all_at(object, key.as_str(), theirs) else {
+            continue;
+        };
+        path.push(key.clone());
+        match (&side_by_side[..], &kept[..]) {
+            ([(Value::Object(ObjType::Map), inner)], [(Value::Object(ObjType::Map), same)])
+                if inner == same && path.len() < OVERRIDDEN_DEPTH =>
+            {
+                overridden_in(doc, (base, theirs), inner, path, by_actor);
             }
-            record_from_json(
-                Json::Object(reading),
-                record.id(),
-                record.version().0.clone(),
-            )
-            .ok()
-        })
-        .collect()
+            ([_, _, ..], [(Value::Scalar(kept), _)]) => {
+                let kept = scalar_json(kept);
+                for (value, id) in &side_by_side {
+                    let (Value::Scalar(s), ObjId::Id(_, actor, _)) = (value, id) else {
+                        continue;
+                    };
+                    let value = scalar_json(s);
+                    if value == kept {
+                        continue;
+                    }
+                    let at = match by_actor.iter().position(|(a, _)| a == actor) {
+                        Some(at) => at,
+                        None => {
+                            by_actor.push((actor.clone(), Vec::new()));
+                            by_actor.len() - 1
+                        }
+                    };
+                    by_actor[at].1.push((path.clone(), value));
+                }
+            }
+            _ => {}
+        }
+        path.pop();
+    }
+}
+
+/// `record` as it would read with one device's values a resolution overrode
+/// (`overridden_values`) instead of those kept; `None` if that does not read as the record.
+pub(crate) fn overridden_reading<R: Record>(
+    record: &R,
+    values: &[(Vec<String>, Json)],
+) -> Option<R> {
+    let mut reading = serde_json::to_value(record).ok()?;
+    for (path, value) in values {
+        let (last, parents) = path.split_last()?;
+        let mut at = &mut reading;
+        for key in parents {
+            at = at.as_object_mut()?.get_mut(key)?;
+        }
+        at.as_object_mut()?.insert(last.clone(), value.clone());
+    }
+    record_from_json(reading, record.id(), record.version().0.clone()).ok()
 }
 
 /// The most readings of a nested map given (`nested_readings`).

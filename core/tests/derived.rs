@@ -543,6 +543,91 @@ fn a_duplicate_merged_into_two_cases_is_settled_on_either() {
     }
 }
 
+/// Two monitors correcting one follow-up's situation side by side: an inspector, who records no
+/// follow-up, may not settle it either way (keeping the value shown was taken, as no step,
+/// and one monitor's correction dropped); a monitor may, and it reaches the hub.
+#[test]
+fn a_follow_up_in_conflict_is_settled_by_those_who_record_follow_ups() {
+    let today = chrono::Local::now().date_naive();
+    let dir = TempDir::new().unwrap();
+    let mut hub = common::hub_store(&dir.path().join("hub.db"));
+    let mut first = open(&dir, "first.db");
+    let mut second = open(&dir, "second.db");
+    let mut inspector = open(&dir, "inspector.db");
+    let community = ["CI-R1-D1-C01"];
+    let as_first = common::principal_of(&first, Role::CommunityMonitor, &community);
+    let as_second = common::principal_of(&second, Role::CommunityMonitor, &community);
+    let as_inspector = common::principal_of(&inspector, Role::Inspector, &["CI-R1-D1"]);
+    common::enrol_all(
+        &mut hub,
+        &mut [
+            (&mut first, &as_first),
+            (&mut second, &as_second),
+            (&mut inspector, &as_inspector),
+        ],
+    );
+    let mut child = fourteen(20, first.user_id());
+    let seen = Uuid::now_v7();
+    child.followups.insert(
+        seen,
+        FollowUp::new(
+            today - chrono::Days::new(3),
+            FollowUpSituation::StillWorking,
+            None,
+        ),
+    );
+    let case = first.create(&child).unwrap().id;
+    let sync_all =
+        |first: &mut Store, second: &mut Store, inspector: &mut Store, hub: &mut Store| {
+            for _ in 0..2 {
+                common::sync(first, hub, &as_first);
+                common::sync(second, hub, &as_second);
+                common::sync(inspector, hub, &as_inspector);
+            }
+        };
+    sync_all(&mut first, &mut second, &mut inspector, &mut hub);
+    for (store, situation) in [
+        (&mut first, FollowUpSituation::InSchool),
+        (&mut second, FollowUpSituation::AtRisk),
+    ] {
+        let mut c: ChildCase = store.get(case).unwrap();
+        c.followups.get_mut(&seen).unwrap().situation = situation;
+        store.update(&c).unwrap();
+    }
+    sync_all(&mut first, &mut second, &mut inspector, &mut hub);
+    let path = conflict_path(&inspector, case, "situation").expect("the situation in conflict");
+    for situation in ["in_school", "at_risk"] {
+        let refused = inspector.resolve_conflict(case, &path, &serde_json::json!(situation));
+        assert!(
+            matches!(refused, Err(Error::NotAllowed { .. })),
+            "{situation}: {refused:?}"
+        );
+    }
+    // Nor from an altered app that takes its inspector for a monitor: the hub refuses it.
+    let mut profile = inspector.user_profile().unwrap().unwrap();
+    profile.role = Role::CommunityMonitor;
+    inspector.debug_assume_profile(&profile).unwrap();
+    inspector
+        .resolve_conflict(case, &path, &serde_json::json!("at_risk"))
+        .unwrap();
+    let summary = common::sync(&mut inspector, &mut hub, &as_inspector);
+    assert_eq!(
+        summary.refused,
+        vec![(case, vigie_core::sync::Refusal::StepNotAllowed)],
+        "{summary:?}"
+    );
+    inspector.discard_refused_changes(case).unwrap();
+    first
+        .resolve_conflict(case, &path, &serde_json::json!("in_school"))
+        .unwrap();
+    sync_all(&mut first, &mut second, &mut inspector, &mut hub);
+    for store in [&first, &second, &inspector, &hub] {
+        assert!(store.conflicts(case).unwrap().is_empty());
+        let held: ChildCase = store.get(case).unwrap();
+        assert_eq!(held.followups[&seen].situation, FollowUpSituation::InSchool);
+    }
+}
+
 /// Two monitors entered two dates of birth for a child at work carrying heavy loads: one makes
 /// her 16, the other 18 since last week. Whichever the merge shows, she is a child in
 /// hazardous work until someone chooses: her alert and her place in the due lists stay, on

@@ -3932,6 +3932,21 @@ fn a_review_conflict_is_settled_as_one_review() {
             VisitStatus::Returned => (OTHER, "Précisez les âges."),
             _ => (SUPERVISOR, ""),
         };
+        // Not an inspector's (the visitor's) nor a monitor's to settle, either way: the value
+        // shown was kept, as no step, and one supervisor's review undone.
+        for role in [Role::Inspector, Role::CommunityMonitor] {
+            for status in [VisitStatus::Validated, VisitStatus::Returned] {
+                let refused = as_role(&mut one, role).resolve_conflict(
+                    v.id,
+                    &["status".to_string()],
+                    &serde_json::json!(status.as_str()),
+                );
+                assert!(
+                    matches!(refused, Err(Error::NotAllowed { .. })),
+                    "{role:?} {status:?}: {refused:?}"
+                );
+            }
+        }
         as_role(&mut one, Role::Supervisor)
             .resolve_conflict(
                 v.id,

@@ -628,6 +628,25 @@ pub fn steps(before: Option<Subject<'_>>, after: Subject<'_>) -> Vec<Step> {
     steps
 }
 
+/// The step a resolution takes when it overrides values of `fields` a record of `kind` decides
+/// together (a visit's review: its status, reviewer and comment): a supervisor's review,
+/// whichever review is kept (a monitor, or the visitor, kept one supervisor's return over
+/// another's validation). `None` for other fields: a resolution of them is judged as a step
+/// from the values it overrides.
+pub fn settling_step<'a>(
+    kind: RecordKind,
+    mut fields: impl Iterator<Item = &'a str>,
+) -> Option<Step> {
+    use crate::domain::records::{Record, Visit};
+    let together: &[&[&str]] = match kind {
+        RecordKind::Visit => Visit::DECIDED_TOGETHER,
+        _ => &[],
+    };
+    fields
+        .any(|field| together.iter().any(|group| group.contains(&field)))
+        .then_some(Step::Review { reviewer: None })
+}
+
 /// Why a merged duplicate takes no workflow step nor edit (`Step::MergedDuplicateEdited`).
 pub const MERGED_AWAY: &str = "the case was merged into another case: work on that case";
 

@@ -492,12 +492,20 @@ pub(crate) fn resolve_in<R: Record>(
     // or verification day) over another's undoes the other's, whichever the merge showed. (A
     // visit's review settles whole, as the review chosen wrote it.)
     let overridden = match R::KIND {
-        RecordKind::ChildCase => doc::overridden_at_root(&document, &before, &document.get_heads()),
-        _ => Vec::new(),
+        RecordKind::Reference | RecordKind::User => Vec::new(),
+        _ => doc::overridden_values(&document, &before, &document.get_heads()),
     };
     if let Some(acting) = &write.acting {
-        for reading in doc::overridden_readings(&stored, &overridden) {
-            acting.check_write(Some(&reading), &resolved)?;
+        for values in &overridden {
+            let fields = values.iter().filter_map(|(path, _)| path.first());
+            match crate::domain::rights::settling_step(R::KIND, fields.map(String::as_str)) {
+                Some(step) => crate::domain::rights::check_step(acting.role, acting.user, &step)?,
+                None => {
+                    if let Some(reading) = doc::overridden_reading(&stored, values) {
+                        acting.check_write(Some(&reading), &resolved)?;
+                    }
+                }
+            }
         }
     }
     let stored = || Ok(stored.clone());
@@ -508,11 +516,11 @@ pub(crate) fn resolve_in<R: Record>(
     // A duplicate merged into two cases at once, settled on one: the other lists it no more
     // among the cases merged into it (its file, its erasure and the console named a child
     // that is not its duplicate).
-    for (key, value) in overridden.iter().flatten() {
+    for (path, value) in overridden.iter().flatten() {
         let Some(other) = value
             .as_str()
             .and_then(|v| Uuid::parse_str(v).ok())
-            .filter(|_| key == "merged_into")
+            .filter(|_| path.len() == 1 && path[0] == "merged_into")
         else {
             continue;
         };
@@ -863,33 +871,22 @@ impl TypedRecord {
         })
     }
 
-    /// `doc::overridden_readings` of the record (none of reference data).
-    pub(crate) fn overridden_readings(
+    /// `doc::overridden_reading` of the record (none of reference data).
+    pub(crate) fn overridden_reading(
         &self,
-        overridden: &[Vec<(String, serde_json::Value)>],
-    ) -> Vec<TypedRecord> {
-        if overridden.is_empty() {
-            return Vec::new();
-        }
-        match self {
-            TypedRecord::Workplace(r) => doc::overridden_readings(r, overridden)
-                .into_iter()
-                .map(TypedRecord::Workplace)
-                .collect(),
-            TypedRecord::Visit(r) => doc::overridden_readings(r, overridden)
-                .into_iter()
-                .map(TypedRecord::Visit)
-                .collect(),
-            TypedRecord::ChildCase(r) => doc::overridden_readings(r, overridden)
-                .into_iter()
-                .map(TypedRecord::ChildCase)
-                .collect(),
-            TypedRecord::User(r) => doc::overridden_readings(r, overridden)
-                .into_iter()
-                .map(TypedRecord::User)
-                .collect(),
-            TypedRecord::Reference => Vec::new(),
-        }
+        values: &[(Vec<String>, serde_json::Value)],
+    ) -> Option<TypedRecord> {
+        Some(match self {
+            TypedRecord::Workplace(r) => {
+                TypedRecord::Workplace(doc::overridden_reading(r, values)?)
+            }
+            TypedRecord::Visit(r) => TypedRecord::Visit(doc::overridden_reading(r, values)?),
+            TypedRecord::ChildCase(r) => {
+                TypedRecord::ChildCase(doc::overridden_reading(r, values)?)
+            }
+            TypedRecord::User(r) => TypedRecord::User(doc::overridden_reading(r, values)?),
+            TypedRecord::Reference => return None,
+        })
     }
 
     /// The record as JSON, as a document holds its fields (none for reference data, which

@@ -4227,14 +4227,22 @@ fn admit_content<'a>(
                 && each_write_allowed(rules, document, id, (&heads.0, &writes), false) => {}
         other => other?,
     }
-    // A resolution of a case: values side by side at the sender's version that its changes
-    // settle to one. Its steps are taken from each device's values it overrides, not only
-    // from those the merge happened to show (a monitor keeping one supervisor's closure, merge
-    // or verification day over another's).
-    if let Some(base @ TypedRecord::ChildCase(_)) = &base {
-        let overridden = doc::overridden_at_root(document, &heads.0, &heads.1);
-        for reading in base.overridden_readings(&overridden) {
-            for step in rights::steps(Some(reading.subject()), theirs.subject()) {
+    // A resolution: values side by side at the sender's version that its changes settle to
+    // one. Its steps are taken from each device's values it overrides, not only from those the
+    // merge happened to show (a monitor keeping one supervisor's closure, merge or
+    // verification day over another's; an inspector one monitor's follow-up over another's),
+    // and a review settled by one who may review (`rights::settling_step`).
+    if let Some(base) = base.as_ref().filter(|_| kind != RecordKind::User) {
+        for values in doc::overridden_values(document, &heads.0, &heads.1) {
+            let fields = values.iter().filter_map(|(path, _)| path.first());
+            let steps = match rights::settling_step(kind, fields.map(String::as_str)) {
+                Some(step) => vec![step],
+                None => match base.overridden_reading(&values) {
+                    Some(reading) => rights::steps(Some(reading.subject()), theirs.subject()),
+                    None => Vec::new(),
+                },
+            };
+            for step in steps {
                 rights::check_step(rules.author_role, rules.author.user, &step)
                     .map_err(|e| Refused::step(step.field(), e))?;
             }
