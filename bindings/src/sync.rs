@@ -71,7 +71,8 @@ pub trait SyncProgressListener: Send + Sync {
 /// content breaks a rule (`Refusal::BreaksValidation`) or takes a step the user may not
 /// (`Refusal::StepNotAllowed`), `field` and `rule` say which field (for a step on the record as
 /// a whole, its kind) and the rule's words, as a `Validation` or `NotAllowed` error does for a
-/// local write (empty from a hub of an earlier version).
+/// local write (empty from a hub of an earlier version); a `Refusal::Damaged` of a record made
+/// here under the id of another the hub holds says so on `id`.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct RefusedRecord {
     pub id: String,
@@ -92,7 +93,9 @@ impl RefusedRecord {
             (Refusal::BreaksValidation, Some(field), Some(rule)) => {
                 field_refusal(field, rule, &language)
             }
-            (Refusal::StepNotAllowed, _, Some(rule)) => step_refusal(rule, &language),
+            (Refusal::StepNotAllowed | Refusal::Damaged, _, Some(rule)) => {
+                step_refusal(rule, &language)
+            }
             (reason, ..) => step_refusal(&reason.to_string(), &language),
         }
     }

@@ -190,6 +190,15 @@ fn a_case_created_under_an_id_the_hub_holds_replaces_nothing() {
     for _ in 0..2 {
         let summary = sync(&mut other, &mut hub);
         assert!(summary.rebuilt.is_empty(), "{summary:?}");
+        // Said as what it is, not as damage its user could make nothing of.
+        let detail = vigie_core::sync::wire::RefusalDetail::of(&summary.refusal_details, saved.id)
+            .expect("the refusal says why");
+        assert_eq!(detail.field, "id");
+        assert!(
+            detail.rule.contains("another record holds this id"),
+            "{}",
+            detail.rule
+        );
     }
     sync(&mut monitor, &mut hub);
     for store in [&monitor.store, &hub] {

@@ -715,6 +715,22 @@ def test_a_value_of_the_wrong_type_names_its_field_and_never_the_value(env):
         assert store.count(vigie.RecordKind.CHILD_CASE) == 0
 
 
+def test_a_record_made_under_anothers_id_is_said_so():
+    # The hub's refusal of a copy made under the id of a record it holds names the id, in the
+    # user's language (it read as damage its user could make nothing of).
+    rule = ("another record holds this id at the hub: this copy is another record made under "
+            "its id (give it up with discard_refused_changes, and record it again as a new one "
+            "if it is another child)")
+    refused = vigie.RefusedRecord(
+        id="0195a1b2-0000-7000-8000-000000000001",
+        reason=vigie.Refusal.DAMAGED(),
+        field="id",
+        rule=rule,
+    )
+    assert "un autre dossier porte cet identifiant" in refused.text_in("fr"), refused.text_in("fr")
+    assert "another record holds this id" in refused.text_in("en"), refused.text_in("en")
+
+
 def test_printed_records_show_their_fields():
     # A printed sync summary says which records were refused and why.
     refused = vigie.RefusedRecord(

@@ -3862,7 +3862,19 @@ fn admit_read(
     if !history_is_its_own(document, before) {
         // Debug, as every refusal of what a push holds: the request's line counts them.
         tracing::debug!(record = %id, "a push's history is not the record's own: refused");
-        return Ok(Err(Refusal::Damaged.into()));
+        // Changes of another history on a record the hub holds: a record made elsewhere
+        // under its id (created with an id copied from it), which its user could only take
+        // for damage.
+        return Ok(Err(match before.is_empty() {
+            true => Refusal::Damaged.into(),
+            false => Refused {
+                reason: Refusal::Damaged,
+                detail: Some(RefusalDetail {
+                    field: "id".into(),
+                    rule: ANOTHER_RECORDS_ID.into(),
+                }),
+            },
+        }));
     }
     let (admitted, record, held) =
         match admit_content(rules, id, stored_kind, (document, read), before) {
@@ -3957,6 +3969,11 @@ fn beyond_share(id: Uuid, document: &Automerge, sender: Uuid) -> Option<Refused>
         doc::DEVICE_SHARE_RULE,
     )))
 }
+
+/// Why a push of another history on a record the hub holds is refused (`admit_read`).
+const ANOTHER_RECORDS_ID: &str = "another record holds this id at the hub: this copy is \
+     another record made under its id (give it up with discard_refused_changes, and record it \
+     again as a new one if it is another child)";
 
 /// Whether a record's history is one of its own: a new record's has one root (where its
 /// history starts, which the hub keeps: an erasure takes the copies of a document pushed
