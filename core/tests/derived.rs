@@ -271,6 +271,24 @@ fn a_conflict_resolved_to_hazardous_hours_is_hazardous_everywhere() {
     }
 }
 
+/// An altered app: the store takes its user for one of `role` (the hub knows better).
+fn taking_itself_for(store: &mut Store, role: Role) {
+    let mut profile = store.user_profile().unwrap().unwrap();
+    profile.role = role;
+    store.debug_assume_profile(&profile).unwrap();
+}
+
+/// Each of `values` kept at `path` of `id` is refused to `store`'s user (`NotAllowed`).
+fn settles_neither(store: &mut Store, id: Uuid, path: &[String], values: &[serde_json::Value]) {
+    for value in values {
+        let refused = store.resolve_conflict(id, path, value);
+        assert!(
+            matches!(refused, Err(Error::NotAllowed { .. })),
+            "{value}: {refused:?}"
+        );
+    }
+}
+
 /// A verified case of a child carrying heavy loads, which one supervisor closed offline while
 /// another reopened it (she was seen working again), both synced: the status in conflict,
 /// shown closed or identified as `closed_shown` says.
@@ -413,18 +431,14 @@ fn a_monitor_settles_no_supervisors_disagreement_on_a_status() {
         let mut monitor = open(&dir, "monitor.db");
         let as_monitor = common::principal_of(&monitor, Role::CommunityMonitor, &["CI-R1-D1-C01"]);
         common::enrol_all(&mut conflict.hub, &mut [(&mut monitor, &as_monitor)]);
-        for status in ["closed", "identified"] {
-            let refused =
-                monitor.resolve_conflict(case, &["status".to_string()], &serde_json::json!(status));
-            assert!(
-                matches!(refused, Err(Error::NotAllowed { .. })),
-                "{status}: {refused:?}"
-            );
-        }
+        settles_neither(
+            &mut monitor,
+            case,
+            &["status".to_string()],
+            &[serde_json::json!("closed"), serde_json::json!("identified")],
+        );
         // A phone that takes its user for a supervisor's (an altered app).
-        let mut profile = monitor.user_profile().unwrap().unwrap();
-        profile.role = Role::Supervisor;
-        monitor.debug_assume_profile(&profile).unwrap();
+        taking_itself_for(&mut monitor, Role::Supervisor);
         monitor
             .resolve_conflict(case, &["status".to_string()], &serde_json::json!("closed"))
             .unwrap();
@@ -488,20 +502,16 @@ fn a_duplicate_merged_into_two_cases_is_settled_on_either() {
     let mut monitor = open(&dir, "monitor.db");
     let as_monitor = common::principal_of(&monitor, Role::CommunityMonitor, &["CI-R1-D1-C01"]);
     common::enrol_all(&mut hub, &mut [(&mut monitor, &as_monitor)]);
-    for case in [shown, kept] {
-        let refused = monitor.resolve_conflict(
-            duplicate,
-            &["merged_into".to_string()],
-            &serde_json::json!(case.to_string()),
-        );
-        assert!(
-            matches!(refused, Err(Error::NotAllowed { .. })),
-            "{refused:?}"
-        );
-    }
-    let mut profile = monitor.user_profile().unwrap().unwrap();
-    profile.role = Role::Supervisor;
-    monitor.debug_assume_profile(&profile).unwrap();
+    settles_neither(
+        &mut monitor,
+        duplicate,
+        &["merged_into".to_string()],
+        &[
+            serde_json::json!(shown.to_string()),
+            serde_json::json!(kept.to_string()),
+        ],
+    );
+    taking_itself_for(&mut monitor, Role::Supervisor);
     monitor
         .resolve_conflict(
             duplicate,
@@ -596,17 +606,14 @@ fn a_follow_up_in_conflict_is_settled_by_those_who_record_follow_ups() {
     }
     sync_all(&mut first, &mut second, &mut inspector, &mut hub);
     let path = conflict_path(&inspector, case, "situation").expect("the situation in conflict");
-    for situation in ["in_school", "at_risk"] {
-        let refused = inspector.resolve_conflict(case, &path, &serde_json::json!(situation));
-        assert!(
-            matches!(refused, Err(Error::NotAllowed { .. })),
-            "{situation}: {refused:?}"
-        );
-    }
+    settles_neither(
+        &mut inspector,
+        case,
+        &path,
+        &[serde_json::json!("in_school"), serde_json::json!("at_risk")],
+    );
     // Nor from an altered app that takes its inspector for a monitor: the hub refuses it.
-    let mut profile = inspector.user_profile().unwrap().unwrap();
-    profile.role = Role::CommunityMonitor;
-    inspector.debug_assume_profile(&profile).unwrap();
+    taking_itself_for(&mut inspector, Role::CommunityMonitor);
     inspector
         .resolve_conflict(case, &path, &serde_json::json!("at_risk"))
         .unwrap();

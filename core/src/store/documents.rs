@@ -1195,21 +1195,7 @@ pub(crate) fn merge_document(
         // An old copy of an erased record: it does not come back.
         return Ok(Merged::unchanged(true, Vec::new()));
     }
-    let row = find_row(tx, id)?;
-    let prepared = prepare_merge(
-        id,
-        row.as_ref().map(|(_, _, stored)| &stored[..]),
-        bytes,
-        actor,
-    );
-    commit_merge(
-        tx,
-        ctx,
-        cache,
-        id,
-        row.map(|(rowid, kind, _)| (rowid, kind)),
-        prepared,
-    )
+    merge_over(tx, (ctx, cache), actor, id, bytes, true)
 }
 
 /// `merge_document` into nothing: the stored record replaced by the received document whole
@@ -1222,9 +1208,33 @@ pub(crate) fn replace_document(
     id: Uuid,
     bytes: &[u8],
 ) -> Result<Merged> {
-    let existing = find_row(tx, id)?.map(|(rowid, kind, _)| (rowid, kind));
-    let prepared = prepare_merge(id, None, bytes, actor);
-    commit_merge(tx, ctx, cache, id, existing, prepared)
+    merge_over(tx, (ctx, cache), actor, id, bytes, false)
+}
+
+/// The received bytes merged into the stored document (`onto_stored`), or into nothing, and
+/// written in the record's row.
+fn merge_over(
+    tx: &Transaction,
+    (ctx, cache): (&WriteContext, &ReferenceCache),
+    actor: &ActorId,
+    id: Uuid,
+    bytes: &[u8],
+    onto_stored: bool,
+) -> Result<Merged> {
+    let row = find_row(tx, id)?;
+    let stored = row
+        .as_ref()
+        .filter(|_| onto_stored)
+        .map(|(_, _, stored)| &stored[..]);
+    let prepared = prepare_merge(id, stored, bytes, actor);
+    commit_merge(
+        tx,
+        ctx,
+        cache,
+        id,
+        row.map(|(rowid, kind, _)| (rowid, kind)),
+        prepared,
+    )
 }
 
 /// The part of a merge that needs no store: the received bytes merged into the record's
