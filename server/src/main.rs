@@ -535,13 +535,16 @@ enum BundleCommand {
 
 #[derive(Subcommand)]
 enum QuarantineCommand {
-    /// One JSON line per entry: entry, record, kind, device, user (who sent it), received
-    /// (RFC 3339, as the other listings) and received_ms,
+    /// One JSON line per entry: entry, record, kind, device, device_revoked (a lost phone's
+    /// work), user (who sent it), received (RFC 3339, as the other listings) and received_ms,
     /// bytes, state (applies, already_in, breaks_a_rule, record_gone, does_not_apply), fields (the
     /// record's fields the changes would change), area_before, area_after, filed_at (where
-    /// accepting files it, when its community moved or was renamed since), authors (user and
-    /// device each change names), attachments_added and attachments_removed (id, kind,
-    /// media_type and size of each: never a caption). Never a value of the record.
+    /// accepting files it, when its community moved or was renamed since), community_gone and
+    /// refiled_to (its community no tree holds any more, and where `vigie reference refile`
+    /// sent its records), authors (user and device each change names), attachments_added and
+    /// attachments_removed (id, kind, media_type and size of each: never a caption),
+    /// status_after (a visit's status once accepted) and case_code (a child case's code, to find
+    /// it on the console). No other value of the record: no name, no text typed.
     List {
         #[command(flatten)]
         hub: HubData,

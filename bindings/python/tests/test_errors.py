@@ -567,7 +567,7 @@ def test_a_field_a_record_does_not_have_is_refused_not_dropped(env):
     workplace = vigie.new_workplace("Atelier", "textile", vigie.Formality.FORMAL, AREA)
     with pytest.raises(AttributeError) as e:
         workplace.latitude = 5.78
-    assert str(e.value) == "Workplace has no field 'latitude'"
+    assert str(e.value) == "Workplace has no field 'latitude' (did you mean 'location.point'?)"
     child = vigie.new_child_case("CI-0004", "Koffi Brou", vigie.Sex.MALE, AREA, "2026-03-02",
                                  new_id())
     with pytest.raises(AttributeError) as e:

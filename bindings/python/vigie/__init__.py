@@ -360,11 +360,18 @@ def _field_names(record_type):
     return frozenset(inspect.signature(record_type.__init__).parameters) - {"self"}
 
 
+# Coordinates guessed under their usual names are the location's point (no spelling is close).
+_COORDINATES = frozenset({"latitude", "longitude", "lat", "lon", "lng", "gps", "point",
+                          "coordinates", "position"})
+
+
 def _set_field(self, name, value):
     fields = _field_names(type(self))
     # The generated code's own (a variant's ``_values``) are not fields.
     if name not in fields and not name.startswith("_"):
         close = difflib.get_close_matches(name, fields, n=1)
+        if name.lower() in _COORDINATES and "location" in fields:
+            close = ["location.point"]
         meant = f" (did you mean {close[0]!r}?)" if close else ""
         raise AttributeError(f"{type(self).__name__} has no field {name!r}{meant}")
     object.__setattr__(self, name, value)
