@@ -3883,6 +3883,98 @@ fn a_re_inspection_is_answered_by_the_local_day_of_the_visit() {
     }
 }
 
+/// Two supervisors reviewing one visit at once, through the hub. Both returned it: its visitor
+/// corrects and submits it again, which the hub takes (it was refused as settling a review,
+/// for good). One validated, one returned: either supervisor keeps either review, the one the
+/// merge did not show too (refused as a step from the review shown, "a visit is submitted by
+/// its visitor"), and it reaches every phone.
+#[test]
+fn a_review_conflict_through_the_hub_is_settled_either_way_and_the_visitor_goes_on() {
+    const OTHER: Uuid = Uuid::from_u128(0x0195_0000_0000_7000_8000_0000_0000_0a05);
+    const VISITOR: Uuid = Uuid::from_u128(0x0195_0000_0000_7000_8000_0000_0000_0a06);
+    let dir = TempDir::new().unwrap();
+    let mut hub = common::hub_store(&dir.path().join("hub.db"));
+    let mut visitor = open(&dir, "visitor.db", VISITOR);
+    let mut one = open(&dir, "one.db", SUPERVISOR);
+    let mut two = open(&dir, "two.db", OTHER);
+    let as_visitor = common::principal_of(&visitor, Role::Inspector, &["CI-R1-D1"]);
+    let as_one = common::principal_of(&one, Role::Supervisor, &["CI-R1"]);
+    let as_two = common::principal_of(&two, Role::Supervisor, &["CI-R1"]);
+    common::enrol_all(
+        &mut hub,
+        &mut [
+            (&mut visitor, &as_visitor),
+            (&mut one, &as_one),
+            (&mut two, &as_two),
+        ],
+    );
+    let sync_all = |visitor: &mut Store, one: &mut Store, two: &mut Store, hub: &mut Store| {
+        for _ in 0..2 {
+            common::sync(visitor, hub, &as_visitor);
+            common::sync(one, hub, &as_one);
+            common::sync(two, hub, &as_two);
+        }
+    };
+    let w = plantation(&mut visitor);
+    for (first, second) in [
+        (
+            Review::Return {
+                comment: "Recomptez les enfants.".into(),
+            },
+            Review::Return {
+                comment: "Précisez les âges.".into(),
+            },
+        ),
+        (
+            Review::Validate,
+            Review::Return {
+                comment: "Précisez les âges.".into(),
+            },
+        ),
+    ] {
+        let both_returned = matches!(first, Review::Return { .. });
+        let mut v = Visit::new(VisitKind::LabourInspection, &w, VISITOR, at(2026, 3, 3, 9));
+        v.findings = "Trois enfants au séchage.".into();
+        let v = visitor.create(&v).unwrap();
+        visitor.submit_visit(v.id).unwrap();
+        sync_all(&mut visitor, &mut one, &mut two, &mut hub);
+        one.review_visit(v.id, first).unwrap();
+        two.review_visit(v.id, second).unwrap();
+        sync_all(&mut visitor, &mut one, &mut two, &mut hub);
+        assert!(!one.conflicts(v.id).unwrap().is_empty());
+        if both_returned {
+            let mut corrected: Visit = visitor.get(v.id).unwrap();
+            corrected.findings = "Quatre enfants au séchage, âges notés.".into();
+            visitor.update(&corrected).unwrap();
+            visitor.submit_visit(v.id).unwrap();
+            let summary = common::sync(&mut visitor, &mut hub, &as_visitor);
+            assert!(summary.refused.is_empty(), "{summary:?}");
+            let held: Visit = hub.get(v.id).unwrap();
+            assert_eq!(held.status, VisitStatus::Submitted);
+            assert!(held.findings.starts_with("Quatre"));
+            continue;
+        }
+        // The review the merge did not show, kept by the supervisor who made the other.
+        let shown: Visit = one.get(v.id).unwrap();
+        let kept = match shown.status {
+            VisitStatus::Returned => VisitStatus::Validated,
+            _ => VisitStatus::Returned,
+        };
+        two.resolve_conflict(
+            v.id,
+            &["status".to_string()],
+            &serde_json::json!(kept.as_str()),
+        )
+        .unwrap();
+        sync_all(&mut visitor, &mut one, &mut two, &mut hub);
+        for store in [&visitor, &one, &two, &hub] {
+            let held: Visit = store.get(v.id).unwrap();
+            assert_eq!(held.status, kept);
+            assert!(store.conflicts(v.id).unwrap().is_empty());
+        }
+    }
+}
+
 /// Two supervisors reviewing one visit at once — one validates it, the other returns it with a
 /// comment — leave its status and reviewer in conflict: settling the status settles the
 /// reviewer and the comment with what the same review wrote, never one supervisor's decision

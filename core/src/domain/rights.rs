@@ -628,23 +628,44 @@ pub fn steps(before: Option<Subject<'_>>, after: Subject<'_>) -> Vec<Step> {
     steps
 }
 
-/// The step a resolution takes when it overrides values of `fields` a record of `kind` decides
-/// together (a visit's review: its status, reviewer and comment): a supervisor's review,
-/// whichever review is kept (a monitor, or the visitor, kept one supervisor's return over
-/// another's validation). `None` for other fields: a resolution of them is judged as a step
-/// from the values it overrides.
-pub fn settling_step<'a>(
-    kind: RecordKind,
-    mut fields: impl Iterator<Item = &'a str>,
-) -> Option<Step> {
+/// How a write that overrides values side by side (`doc::overridden_values`) is judged, by the
+/// fields of one device's values it overrides.
+pub enum Settling {
+    /// Values a record of its kind decides together (a visit's review: its status, reviewer
+    /// and comment), of which the write keeps one: a review, whichever is kept (a monitor, or
+    /// the visitor, kept one supervisor's return over another's validation), judged from the
+    /// record with those fields as kept (`fields`), not as a step from the review shown.
+    Review {
+        step: Step,
+        fields: &'static [&'static str],
+    },
+    /// Such values, which the write sets aside (the visitor submitting again a visit two
+    /// supervisors returned): its own step is judged, from the record as shown.
+    Superseded,
+    /// Any other values: a step from each device's values, as if they were shown.
+    Values,
+}
+
+/// `Settling` of a write leaving the record as `after` that overrides values of `fields`.
+pub fn settling<'a>(mut fields: impl Iterator<Item = &'a str>, after: Subject<'_>) -> Settling {
     use crate::domain::records::{Record, Visit};
-    let together: &[&[&str]] = match kind {
-        RecordKind::Visit => Visit::DECIDED_TOGETHER,
-        _ => &[],
+    let Subject::Visit(visit) = after else {
+        return Settling::Values;
     };
-    fields
-        .any(|field| together.iter().any(|group| group.contains(&field)))
-        .then_some(Step::Review { reviewer: None })
+    let Some(group) = Visit::DECIDED_TOGETHER
+        .iter()
+        .copied()
+        .find(|group| fields.any(|field| group.contains(&field)))
+    else {
+        return Settling::Values;
+    };
+    match visit.status {
+        VisitStatus::Validated | VisitStatus::Returned => Settling::Review {
+            step: Step::Review { reviewer: None },
+            fields: group,
+        },
+        _ => Settling::Superseded,
+    }
 }
 
 /// Why a merged duplicate takes no workflow step nor edit (`Step::MergedDuplicateEdited`).

@@ -487,28 +487,37 @@ pub(crate) fn resolve_in<R: Record>(
     crate::domain::records::above_the_area_chosen(&mut resolved, path, &write.reference);
     // The derived fields follow the resolved value, in the document too.
     resolved.derive(&write.reference);
-    // A resolution is an edit, made at the record as stored, and, for a case, a step from
-    // each device's values it overrides: a monitor keeping one supervisor's closure (or merge,
-    // or verification day) over another's undoes the other's, whichever the merge showed. (A
-    // visit's review settles whole, as the review chosen wrote it.)
+    // A resolution is an edit, made at the record as stored, and a step from each device's
+    // values it overrides: a monitor keeping one supervisor's closure (or merge, or
+    // verification day) over another's undoes the other's, whichever the merge showed. A
+    // visit's review kept is a review (`rights::settling`).
     let overridden = match R::KIND {
         RecordKind::Reference | RecordKind::User => Vec::new(),
         _ => doc::overridden_values(&document, &before, &document.get_heads()),
     };
-    if let Some(acting) = &write.acting {
-        for values in &overridden {
-            let fields = values.iter().filter_map(|(path, _)| path.first());
-            match crate::domain::rights::settling_step(R::KIND, fields.map(String::as_str)) {
-                Some(step) => crate::domain::rights::check_step(acting.role, acting.user, &step)?,
-                None => {
-                    if let Some(reading) = doc::overridden_reading(&stored, values) {
-                        acting.check_write(Some(&reading), &resolved)?;
-                    }
+    let mut judged_from = stored.clone();
+    for values in &overridden {
+        let fields = values.iter().filter_map(|(path, _)| path.first());
+        match crate::domain::rights::settling(fields.map(String::as_str), resolved.subject()) {
+            crate::domain::rights::Settling::Review { step, fields } => {
+                if let Some(acting) = &write.acting {
+                    crate::domain::rights::check_step(acting.role, acting.user, &step)?;
+                }
+                if let Some(reading) = doc::with_fields_of(&judged_from, &resolved, fields) {
+                    judged_from = reading;
+                }
+            }
+            crate::domain::rights::Settling::Superseded => {}
+            crate::domain::rights::Settling::Values => {
+                if let (Some(acting), Some(reading)) =
+                    (&write.acting, doc::overridden_reading(&stored, values))
+                {
+                    acting.check_write(Some(&reading), &resolved)?;
                 }
             }
         }
     }
-    let stored = || Ok(stored.clone());
+    let stored = || Ok(judged_from.clone());
     check_edit(tx, write, &resolved, &stored, &stored)?;
     doc::write_record(&mut document, &resolved, &write.author)?;
     check_merge_target(tx, &document, Some(&before))?;
@@ -868,6 +877,29 @@ impl TypedRecord {
                 doc::read_record::<ReferenceDocument>(document, id)?;
                 TypedRecord::Reference
             }
+        })
+    }
+
+    /// `doc::with_fields_of` of two records of one kind (none otherwise).
+    pub(crate) fn with_fields_of(
+        &self,
+        other: &TypedRecord,
+        fields: &[&str],
+    ) -> Option<TypedRecord> {
+        Some(match (self, other) {
+            (TypedRecord::Workplace(r), TypedRecord::Workplace(o)) => {
+                TypedRecord::Workplace(doc::with_fields_of(r, o, fields)?)
+            }
+            (TypedRecord::Visit(r), TypedRecord::Visit(o)) => {
+                TypedRecord::Visit(doc::with_fields_of(r, o, fields)?)
+            }
+            (TypedRecord::ChildCase(r), TypedRecord::ChildCase(o)) => {
+                TypedRecord::ChildCase(doc::with_fields_of(r, o, fields)?)
+            }
+            (TypedRecord::User(r), TypedRecord::User(o)) => {
+                TypedRecord::User(doc::with_fields_of(r, o, fields)?)
+            }
+            _ => return None,
         })
     }
 

@@ -4231,30 +4231,26 @@ fn admit_content<'a>(
         Err(Error::OverLimit { limit, .. }) => return Err(Refusal::OverLimit { limit }.into()),
         Err(_) => return Err(Refusal::Invalid.into()),
     };
-    match check_content(
-        rules.reference,
-        (rules.author_role, rules.author.user),
-        (base.as_ref(), &theirs),
-        &record,
-        &today,
-    ) {
-        Err(refused)
-            if refused.reason == Refusal::StepNotAllowed
-                && kind == RecordKind::Visit
-                && each_write_allowed(rules, document, id, (&heads.0, &writes), false) => {}
-        other => other?,
-    }
     // A resolution: values side by side at the sender's version that its changes settle to
     // one. Its steps are taken from each device's values it overrides, not only from those the
     // merge happened to show (a monitor keeping one supervisor's closure, merge or
-    // verification day over another's; an inspector one monitor's follow-up over another's),
-    // and a review settled by one who may review (`rights::settling_step`).
+    // verification day over another's; an inspector one monitor's follow-up over another's);
+    // a visit's review kept is a review, its own step judged from the record with that review
+    // (`rights::settling`).
+    let mut judged_base = base.clone();
     if let Some(base) = base.as_ref().filter(|_| kind != RecordKind::User) {
         for values in doc::overridden_values(document, &heads.0, &heads.1) {
             let fields = values.iter().filter_map(|(path, _)| path.first());
-            let steps = match rights::settling_step(kind, fields.map(String::as_str)) {
-                Some(step) => vec![step],
-                None => match base.overridden_reading(&values) {
+            let steps = match rights::settling(fields.map(String::as_str), theirs.subject()) {
+                rights::Settling::Review { step, fields } => {
+                    judged_base = judged_base
+                        .as_ref()
+                        .and_then(|b| b.with_fields_of(&theirs, fields))
+                        .or(judged_base);
+                    vec![step]
+                }
+                rights::Settling::Superseded => Vec::new(),
+                rights::Settling::Values => match base.overridden_reading(&values) {
                     Some(reading) => rights::steps(Some(reading.subject()), theirs.subject()),
                     None => Vec::new(),
                 },
@@ -4264,6 +4260,19 @@ fn admit_content<'a>(
                     .map_err(|e| Refused::step(step.field(), e))?;
             }
         }
+    }
+    match check_content(
+        rules.reference,
+        (rules.author_role, rules.author.user),
+        (judged_base.as_ref(), &theirs),
+        &record,
+        &today,
+    ) {
+        Err(refused)
+            if refused.reason == Refusal::StepNotAllowed
+                && kind == RecordKind::Visit
+                && each_write_allowed(rules, document, id, (&heads.0, &writes), false) => {}
+        other => other?,
     }
     // Filed by its sender (new, or moved by its changes) under a community the area tree in
     // force places elsewhere or holds no more (moved to another district, renamed, merged
