@@ -355,6 +355,37 @@ pub fn lock_for_serving(data: &Path) -> Result<ServeLock, HubOpenError> {
     }
 }
 
+/// The lock file in the data directory that one process at a time holds while it opens the
+/// embedded hub (`Database::open_as`).
+pub const OPEN_LOCK: &str = "open.lock";
+
+/// Waits for, and takes, the data directory `data` for opening the embedded hub: held until
+/// the returned file is dropped.
+fn lock_for_opening(data: &Path) -> Result<std::fs::File, HubOpenError> {
+    let path = data.join(OPEN_LOCK);
+    let access = |needed: &'static str| {
+        let data = data.to_path_buf();
+        move |e: std::io::Error| match access_problem(&data) {
+            Some(problem) => problem,
+            None => HubOpenError::Access {
+                data,
+                file: Some(OPEN_LOCK.into()),
+                needed,
+                reason: e.to_string(),
+            },
+        }
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(access("opened"))?;
+    file.lock().map_err(access("locked"))?;
+    Ok(file)
+}
+
 /// A file of `data` refused for its earlier schema, which a server holding the directory serves.
 fn withheld_beside_serve(data: &Path, e: HubOpenError) -> HubOpenError {
     match e {
@@ -563,10 +594,16 @@ impl Database {
         let mut from_backup = false;
         let backend: Box<dyn Backend> = match self {
             Database::Embedded { data, key } => {
-                whole_hub(data)?;
+                // One process at a time makes or upgrades the hub's files: two first commands
+                // at once on a new directory (a set-up script's `serve` and `reference
+                // publish`) found each other's files half made, said the hub was cut or
+                // missing a file, and `serve` stopped.
                 if written_hub_files(data).is_empty() {
                     key_of_no_other_hub(data, key)?;
                 }
+                make_data_dir(data)?;
+                let _opening = lock_for_opening(data)?;
+                whole_hub(data)?;
                 let encryption = hub_encryption(data, key)?;
                 // A command beside a running server does not upgrade the files under it: that
                 // server, of the earlier version, would go on writing them as its version did

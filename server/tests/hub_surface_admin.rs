@@ -1553,3 +1553,51 @@ fn a_token_is_drawn_as_a_qr_code_on_the_command_line() {
         .collect();
     assert_eq!(drawn, expected);
 }
+
+/// A hub's first commands run at once on a new data directory (a set-up script publishing the
+/// area tree while it adds the administrator): each waits for the other to make the hub's
+/// files, then does its work. They found each other's files half made: one said the hub was
+/// cut and should be restored or removed, or missing a file, and `serve` stopped.
+#[test]
+fn first_commands_at_once_on_a_new_data_directory_each_do_their_work() {
+    if common::postgres_server().is_some() {
+        return; // The embedded hub's files.
+    }
+    for round in 0..4 {
+        let dir = TempDir::new().unwrap();
+        let data = dir.path().join(format!("hub{round}"));
+        let runs: Vec<_> = (0..3)
+            .map(|n| {
+                let data = data.clone();
+                std::thread::spawn(move || {
+                    let data = data.to_str().unwrap().to_string();
+                    match n {
+                        0 => vigie_output(&[
+                            "reference",
+                            "publish",
+                            "--data",
+                            &data,
+                            common::reference::SAMPLE_AREAS,
+                        ]),
+                        _ => vigie_output(&[
+                            "user",
+                            "add",
+                            "--data",
+                            &data,
+                            "--name",
+                            &format!("Administratrice {n}"),
+                            "--role",
+                            "administrator",
+                        ]),
+                    }
+                })
+            })
+            .collect();
+        for run in runs {
+            let out = run.join().unwrap();
+            assert!(out.status.success(), "{}", stderr(&out));
+        }
+        let users = admin_lines(&data, &["user", "list"]);
+        assert_eq!(users.len(), 2, "{users:?}");
+    }
+}
