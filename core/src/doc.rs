@@ -1451,8 +1451,8 @@ pub(crate) fn overridden_values(
     doc: &Automerge,
     base: &[ChangeHash],
     theirs: &[ChangeHash],
-) -> Vec<Vec<(Vec<String>, Json)>> {
-    let mut by_actor: Vec<(ActorId, Vec<(Vec<String>, Json)>)> = Vec::new();
+) -> Vec<Overridden> {
+    let mut by_actor: Vec<(ActorId, Overridden)> = Vec::new();
     if !base.is_empty() {
         overridden_in(
             doc,
@@ -1465,6 +1465,9 @@ pub(crate) fn overridden_values(
     by_actor.into_iter().map(|(_, values)| values).collect()
 }
 
+/// One device's values a resolution overrode, each by its path (`overridden_values`).
+pub(crate) type Overridden = Vec<(Vec<String>, Json)>;
+
 /// How deep `overridden_values` looks: a field of an entry of a root map (a follow-up's).
 const OVERRIDDEN_DEPTH: usize = 3;
 
@@ -1473,7 +1476,7 @@ fn overridden_in(
     (base, theirs): (&[ChangeHash], &[ChangeHash]),
     object: &ObjId,
     path: &mut Vec<String>,
-    by_actor: &mut Vec<(ActorId, Vec<(Vec<String>, Json)>)>,
+    by_actor: &mut Vec<(ActorId, Overridden)>,
 ) {
     for key in doc.keys_at(object, base) {
         let Ok(side_by_side) = doc.get_all_at(object, key.as_str(), base) else {
