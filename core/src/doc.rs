@@ -1518,6 +1518,36 @@ fn overridden_in(
     }
 }
 
+/// Whether the values of root `fields` at `theirs` are those one change left them at, of the
+/// changes whose values of them stand side by side at `base`: a decision kept whole, as it
+/// was made (a supervisor's review: its status, reviewer and comment), not one of the writer's.
+pub(crate) fn decision_side_by_side(
+    doc: &Automerge,
+    (base, theirs): (&[ChangeHash], &[ChangeHash]),
+    fields: &[&str],
+) -> bool {
+    let values_at = |heads: &[ChangeHash]| -> Vec<Json> {
+        fields
+            .iter()
+            .map(|field| match doc.get_at(&automerge::ROOT, *field, heads) {
+                Ok(Some((Value::Scalar(s), _))) => scalar_json(&s),
+                _ => Json::Null,
+            })
+            .collect()
+    };
+    let kept = values_at(theirs);
+    fields.iter().any(|field| {
+        let Ok(side_by_side) = doc.get_all_at(&automerge::ROOT, *field, base) else {
+            return false;
+        };
+        side_by_side.len() > 1
+            && side_by_side.iter().any(|(_, id)| {
+                doc.hash_for_opid(id)
+                    .is_some_and(|made| values_at(&[made]) == kept)
+            })
+    })
+}
+
 /// `record` with the values `fields` hold in `other` (a record of its kind); `None` if that
 /// does not read as the record.
 pub(crate) fn with_fields_of<R: Record>(record: &R, other: &R, fields: &[&str]) -> Option<R> {

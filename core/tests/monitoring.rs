@@ -3954,8 +3954,28 @@ fn a_review_conflict_through_the_hub_is_settled_either_way_and_the_visitor_goes_
             assert!(held.findings.starts_with("Quatre"));
             continue;
         }
-        // The review the merge did not show, kept by the supervisor who made the other.
+        // No review no one made: the visitor named as reviewer is refused (it was taken, a
+        // review conflict letting any review through).
+        let forged = two.resolve_conflict(
+            v.id,
+            &["reviewed_by".to_string()],
+            &serde_json::json!(VISITOR.to_string()),
+        );
+        assert!(
+            matches!(forged, Err(Error::NotAllowed { .. })),
+            "{forged:?}"
+        );
+        // Nor does the visitor set a validation aside by submitting again (the return shown).
         let shown: Visit = one.get(v.id).unwrap();
+        if shown.status == VisitStatus::Returned {
+            let submitted = visitor.submit_visit(v.id);
+            assert!(
+                matches!(submitted, Err(Error::NotAllowed { .. })),
+                "{submitted:?}"
+            );
+        }
+        // The review the merge did not show, kept by the supervisor who made the other, and
+        // carried to a colleague's phone by a peer session (refused there before).
         let kept = match shown.status {
             VisitStatus::Returned => VisitStatus::Validated,
             _ => VisitStatus::Returned,
@@ -3966,6 +3986,16 @@ fn a_review_conflict_through_the_hub_is_settled_either_way_and_the_visitor_goes_
             &serde_json::json!(kept.as_str()),
         )
         .unwrap();
+        vigie_core::sync::sync_peers(
+            &mut two,
+            &mut one,
+            &vigie_core::sync::PeerScope::default(),
+            64 * 1024,
+        )
+        .unwrap();
+        let carried: Visit = one.get(v.id).unwrap();
+        assert_eq!(carried.status, kept);
+        assert!(one.conflicts(v.id).unwrap().is_empty());
         sync_all(&mut visitor, &mut one, &mut two, &mut hub);
         for store in [&visitor, &one, &two, &hub] {
             let held: Visit = store.get(v.id).unwrap();

@@ -631,17 +631,20 @@ pub fn steps(before: Option<Subject<'_>>, after: Subject<'_>) -> Vec<Step> {
 /// How a write that overrides values side by side (`doc::overridden_values`) is judged, by the
 /// fields of one device's values it overrides.
 pub enum Settling {
-    /// Values a record of its kind decides together (a visit's review: its status, reviewer
-    /// and comment), of which the write keeps one: a review, whichever is kept (a monitor, or
-    /// the visitor, kept one supervisor's return over another's validation), judged from the
-    /// record with those fields as kept (`fields`), not as a step from the review shown.
+    /// Values a record of its kind decides together (a visit's review: its status first, then
+    /// who made it and why), the write leaving the record with such a decision: a review (a
+    /// monitor, or the visitor, kept one supervisor's return over another's validation). When
+    /// it keeps one of the decisions side by side as it was made, judged from the record with
+    /// that decision (either review may be kept, the one the merge did not show too); any
+    /// other is the writer's own, judged as such.
     Review {
         step: Step,
         fields: &'static [&'static str],
     },
-    /// Such values, which the write sets aside (the visitor submitting again a visit two
-    /// supervisors returned): its own step is judged, from the record as shown.
-    Superseded,
+    /// Such values, which the write sets aside for a decision of another kind (its visitor
+    /// submitting again a visit two supervisors returned): the step from each device's
+    /// decision to it, whoever made that decision (`fields[1..]` taken as written).
+    Superseded { fields: &'static [&'static str] },
     /// Any other values: a step from each device's values, as if they were shown.
     Values,
 }
@@ -664,7 +667,7 @@ pub fn settling<'a>(mut fields: impl Iterator<Item = &'a str>, after: Subject<'_
             step: Step::Review { reviewer: None },
             fields: group,
         },
-        _ => Settling::Superseded,
+        _ => Settling::Superseded { fields: group },
     }
 }
 

@@ -302,6 +302,19 @@ pub(crate) fn update_in<R: Record>(
     check_merge_target(tx, &document, Some(&before))?;
     let stored = read_derived::<R>(&document, id, reference)?;
     check_status_step_in_conflict(&document, id, &before, &stored)?;
+    // A visit's edit over two supervisors' reviews side by side (its visitor submitting it
+    // again while one validated it and the other returned it, the return shown) sets each
+    // review aside: judged from each, as the hub judges it (`settled_values`), rather than
+    // refused there for good.
+    if R::KIND == RecordKind::Visit
+        && let Some(acting) = &write.acting
+    {
+        let was: R = doc::read_record_at(&document, id, &before)?;
+        let settled = settled_values(&document, (&before, &document.get_heads()), &was, &stored);
+        for step in &settled.steps {
+            crate::domain::rights::check_step(acting.role, acting.user, step)?;
+        }
+    }
     write.save(tx, id, R::KIND, Some(rowid), &mut document, &before)?;
     Ok(stored)
 }
@@ -495,28 +508,18 @@ pub(crate) fn resolve_in<R: Record>(
         RecordKind::Reference | RecordKind::User => Vec::new(),
         _ => doc::overridden_values(&document, &before, &document.get_heads()),
     };
-    let mut judged_from = stored.clone();
-    for values in &overridden {
-        let fields = values.iter().filter_map(|(path, _)| path.first());
-        match crate::domain::rights::settling(fields.map(String::as_str), resolved.subject()) {
-            crate::domain::rights::Settling::Review { step, fields } => {
-                if let Some(acting) = &write.acting {
-                    crate::domain::rights::check_step(acting.role, acting.user, &step)?;
-                }
-                if let Some(reading) = doc::with_fields_of(&judged_from, &resolved, fields) {
-                    judged_from = reading;
-                }
-            }
-            crate::domain::rights::Settling::Superseded => {}
-            crate::domain::rights::Settling::Values => {
-                if let (Some(acting), Some(reading)) =
-                    (&write.acting, doc::overridden_reading(&stored, values))
-                {
-                    acting.check_write(Some(&reading), &resolved)?;
-                }
-            }
+    let settled = settled_values(
+        &document,
+        (&before, &document.get_heads()),
+        &stored,
+        &resolved,
+    );
+    if let Some(acting) = &write.acting {
+        for step in &settled.steps {
+            crate::domain::rights::check_step(acting.role, acting.user, step)?;
         }
     }
+    let judged_from = settled.from;
     let stored = || Ok(judged_from.clone());
     check_edit(tx, write, &resolved, &stored, &stored)?;
     doc::write_record(&mut document, &resolved, &write.author)?;
@@ -880,45 +883,39 @@ impl TypedRecord {
         })
     }
 
-    /// `doc::with_fields_of` of two records of one kind (none otherwise).
-    pub(crate) fn with_fields_of(
-        &self,
-        other: &TypedRecord,
-        fields: &[&str],
-    ) -> Option<TypedRecord> {
-        Some(match (self, other) {
-            (TypedRecord::Workplace(r), TypedRecord::Workplace(o)) => {
-                TypedRecord::Workplace(doc::with_fields_of(r, o, fields)?)
+    /// `settled_values` of two records of one kind (nothing to judge otherwise).
+    pub(crate) fn settled(
+        document: &Automerge,
+        heads: (&[ChangeHash], &[ChangeHash]),
+        from: &TypedRecord,
+        to: &TypedRecord,
+    ) -> Settled<TypedRecord> {
+        fn typed<R: Record>(
+            settled: Settled<R>,
+            wrap: fn(R) -> TypedRecord,
+        ) -> Settled<TypedRecord> {
+            Settled {
+                steps: settled.steps,
+                from: wrap(settled.from),
             }
-            (TypedRecord::Visit(r), TypedRecord::Visit(o)) => {
-                TypedRecord::Visit(doc::with_fields_of(r, o, fields)?)
+        }
+        match (from, to) {
+            (TypedRecord::Workplace(f), TypedRecord::Workplace(t)) => typed(
+                settled_values(document, heads, f, t),
+                TypedRecord::Workplace,
+            ),
+            (TypedRecord::Visit(f), TypedRecord::Visit(t)) => {
+                typed(settled_values(document, heads, f, t), TypedRecord::Visit)
             }
-            (TypedRecord::ChildCase(r), TypedRecord::ChildCase(o)) => {
-                TypedRecord::ChildCase(doc::with_fields_of(r, o, fields)?)
-            }
-            (TypedRecord::User(r), TypedRecord::User(o)) => {
-                TypedRecord::User(doc::with_fields_of(r, o, fields)?)
-            }
-            _ => return None,
-        })
-    }
-
-    /// `doc::overridden_reading` of the record (none of reference data).
-    pub(crate) fn overridden_reading(
-        &self,
-        values: &[(Vec<String>, serde_json::Value)],
-    ) -> Option<TypedRecord> {
-        Some(match self {
-            TypedRecord::Workplace(r) => {
-                TypedRecord::Workplace(doc::overridden_reading(r, values)?)
-            }
-            TypedRecord::Visit(r) => TypedRecord::Visit(doc::overridden_reading(r, values)?),
-            TypedRecord::ChildCase(r) => {
-                TypedRecord::ChildCase(doc::overridden_reading(r, values)?)
-            }
-            TypedRecord::User(r) => TypedRecord::User(doc::overridden_reading(r, values)?),
-            TypedRecord::Reference => return None,
-        })
+            (TypedRecord::ChildCase(f), TypedRecord::ChildCase(t)) => typed(
+                settled_values(document, heads, f, t),
+                TypedRecord::ChildCase,
+            ),
+            _ => Settled {
+                steps: Vec::new(),
+                from: from.clone(),
+            },
+        }
     }
 
     /// The record as JSON, as a document holds its fields (none for reference data, which
@@ -1228,6 +1225,60 @@ pub(crate) fn merge_document(
         return Ok(Merged::unchanged(true, Vec::new()));
     }
     merge_over(tx, (ctx, cache), actor, id, bytes, true)
+}
+
+/// How a write that settles values side by side is judged (`rights::Settling`): the steps it
+/// takes from the values it overrides, beside its own, and the record its own steps are judged
+/// from.
+pub(crate) struct Settled<R> {
+    pub steps: Vec<crate::domain::rights::Step>,
+    pub from: R,
+}
+
+/// `Settled` of a write that made `to` of `from`, the record at `base` (the version it was made
+/// on), `to` being the record at `theirs`, in `document`.
+pub(crate) fn settled_values<R: Record>(
+    document: &Automerge,
+    (base, theirs): (&[ChangeHash], &[ChangeHash]),
+    from: &R,
+    to: &R,
+) -> Settled<R> {
+    use crate::domain::rights::{self, Settling};
+    let mut settled = Settled {
+        steps: Vec::new(),
+        from: from.clone(),
+    };
+    if matches!(R::KIND, RecordKind::Reference | RecordKind::User) {
+        return settled;
+    }
+    let steps_from = |reading: Option<R>| match reading {
+        Some(reading) => rights::steps(Some(reading.subject()), to.subject()),
+        None => Vec::new(),
+    };
+    for values in doc::overridden_values(document, base, theirs) {
+        let fields = values.iter().filter_map(|(path, _)| path.first());
+        match rights::settling(fields.map(String::as_str), to.subject()) {
+            Settling::Review { step, fields }
+                if doc::decision_side_by_side(document, (base, theirs), fields) =>
+            {
+                settled.steps.push(step);
+                if let Some(reading) = doc::with_fields_of(&settled.from, to, fields) {
+                    settled.from = reading;
+                }
+            }
+            Settling::Superseded { fields } => {
+                let reading = doc::overridden_reading(from, &values)
+                    .and_then(|reading| doc::with_fields_of(&reading, to, &fields[1..]));
+                settled.steps.extend(steps_from(reading));
+            }
+            Settling::Review { .. } | Settling::Values => {
+                settled
+                    .steps
+                    .extend(steps_from(doc::overridden_reading(from, &values)));
+            }
+        }
+    }
+    settled
 }
 
 /// `merge_document` into nothing: the stored record replaced by the received document whole

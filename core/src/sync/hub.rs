@@ -4237,30 +4237,17 @@ fn admit_content<'a>(
     // verification day over another's; an inspector one monitor's follow-up over another's);
     // a visit's review kept is a review, its own step judged from the record with that review
     // (`rights::settling`).
-    let mut judged_base = base.clone();
-    if let Some(base) = base.as_ref().filter(|_| kind != RecordKind::User) {
-        for values in doc::overridden_values(document, &heads.0, &heads.1) {
-            let fields = values.iter().filter_map(|(path, _)| path.first());
-            let steps = match rights::settling(fields.map(String::as_str), theirs.subject()) {
-                rights::Settling::Review { step, fields } => {
-                    judged_base = judged_base
-                        .as_ref()
-                        .and_then(|b| b.with_fields_of(&theirs, fields))
-                        .or(judged_base);
-                    vec![step]
-                }
-                rights::Settling::Superseded => Vec::new(),
-                rights::Settling::Values => match base.overridden_reading(&values) {
-                    Some(reading) => rights::steps(Some(reading.subject()), theirs.subject()),
-                    None => Vec::new(),
-                },
-            };
-            for step in steps {
-                rights::check_step(rules.author_role, rules.author.user, &step)
+    let judged_base = match &base {
+        Some(base) => {
+            let settled = TypedRecord::settled(document, (&heads.0, &heads.1), base, &theirs);
+            for step in &settled.steps {
+                rights::check_step(rules.author_role, rules.author.user, step)
                     .map_err(|e| Refused::step(step.field(), e))?;
             }
+            Some(settled.from)
         }
-    }
+        None => None,
+    };
     match check_content(
         rules.reference,
         (rules.author_role, rules.author.user),

@@ -195,7 +195,21 @@ pub(crate) fn check_changes(
             rights::check_visitor(was, visit, &[run.user])
                 .map_err(|e| refused(id, format!("{} (visitor_id)", e.rule)))?;
         }
-        let steps = rights::steps(before.as_ref().map(TypedRecord::subject), after.subject());
+        // A run that settles values side by side takes a step from each device's values it
+        // overrides, and a review kept whole is judged as a review, as the hub judges a push
+        // (`settled_values`): a supervisor's settlement travels between phones.
+        let (judged, mut steps) = match &before {
+            Some(before) => {
+                let settled =
+                    TypedRecord::settled(document, (&run.base, &[run.last]), before, after);
+                (Some(settled.from), settled.steps)
+            }
+            None => (None, Vec::new()),
+        };
+        steps.extend(rights::steps(
+            judged.as_ref().map(TypedRecord::subject),
+            after.subject(),
+        ));
         for step in &steps {
             rights::check_step(run.role, run.user, step)
                 .map_err(|e| refused(id, format!("{} ({})", e.rule, step.field())))?;
