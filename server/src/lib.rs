@@ -327,22 +327,7 @@ pub const SERVE_LOCK: &str = "serve.lock";
 /// Takes the data directory `data` (made if missing) for `vigie serve` (`ServeLock`).
 pub fn lock_for_serving(data: &Path) -> Result<ServeLock, HubOpenError> {
     make_data_dir(data)?;
-    let path = data.join(SERVE_LOCK);
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| match access_problem(data) {
-            Some(problem) => problem,
-            None => HubOpenError::Access {
-                data: data.to_path_buf(),
-                file: Some(SERVE_LOCK.into()),
-                needed: "opened",
-                reason: e.to_string(),
-            },
-        })?;
+    let file = lock_file(data, SERVE_LOCK)?;
     match file.try_lock() {
         Ok(()) => Ok(ServeLock { _file: file }),
         Err(std::fs::TryLockError::WouldBlock) => Err(HubOpenError::Served(data.to_path_buf())),
@@ -362,28 +347,36 @@ pub const OPEN_LOCK: &str = "open.lock";
 /// Waits for, and takes, the data directory `data` for opening the embedded hub: held until
 /// the returned file is dropped.
 fn lock_for_opening(data: &Path) -> Result<std::fs::File, HubOpenError> {
-    let path = data.join(OPEN_LOCK);
-    let access = |needed: &'static str| {
-        let data = data.to_path_buf();
-        move |e: std::io::Error| match access_problem(&data) {
-            Some(problem) => problem,
-            None => HubOpenError::Access {
-                data,
-                file: Some(OPEN_LOCK.into()),
-                needed,
-                reason: e.to_string(),
-            },
-        }
-    };
-    let file = std::fs::OpenOptions::new()
+    let file = lock_file(data, OPEN_LOCK)?;
+    file.lock()
+        .map_err(|e| lock_file_problem(data, OPEN_LOCK, "locked", e))?;
+    Ok(file)
+}
+
+/// The lock file `name` of the data directory `data`, opened (made if missing).
+fn lock_file(data: &Path, name: &str) -> Result<std::fs::File, HubOpenError> {
+    std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
-        .open(&path)
-        .map_err(access("opened"))?;
-    file.lock().map_err(access("locked"))?;
-    Ok(file)
+        .open(data.join(name))
+        .map_err(|e| lock_file_problem(data, name, "opened", e))
+}
+
+/// Why the lock file `name` could not be `needed`: the data directory's access, else `e`.
+fn lock_file_problem(
+    data: &Path,
+    name: &str,
+    needed: &'static str,
+    e: std::io::Error,
+) -> HubOpenError {
+    access_problem(data).unwrap_or_else(|| HubOpenError::Access {
+        data: data.to_path_buf(),
+        file: Some(name.into()),
+        needed,
+        reason: e.to_string(),
+    })
 }
 
 /// A file of `data` refused for its earlier schema, which a server holding the directory serves.

@@ -720,7 +720,7 @@ def test_a_record_made_under_anothers_id_is_said_so():
     # user's language (it read as damage its user could make nothing of).
     rule = ("another record holds this id at the hub: this copy is another record made under "
             "its id (give it up with discard_refused_changes, and record it again as a new one "
-            "if it is another child)")
+            "if it holds what no other record does)")
     refused = vigie.RefusedRecord(
         id="0195a1b2-0000-7000-8000-000000000001",
         reason=vigie.Refusal.DAMAGED(),

@@ -3973,7 +3973,7 @@ fn beyond_share(id: Uuid, document: &Automerge, sender: Uuid) -> Option<Refused>
 /// Why a push of another history on a record the hub holds is refused (`admit_read`).
 const ANOTHER_RECORDS_ID: &str = "another record holds this id at the hub: this copy is \
      another record made under its id (give it up with discard_refused_changes, and record it \
-     again as a new one if it is another child)";
+     again as a new one if it holds what no other record does)";
 
 /// Whether a record's history is one of its own: a new record's has one root (where its
 /// history starts, which the hub keeps: an erasure takes the copies of a document pushed
