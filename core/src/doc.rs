@@ -1551,13 +1551,15 @@ pub(crate) fn decision_side_by_side(
 /// `record` with the values `fields` hold in `other` (a record of its kind); `None` if that
 /// does not read as the record.
 pub(crate) fn with_fields_of<R: Record>(record: &R, other: &R, fields: &[&str]) -> Option<R> {
-    let mut reading = serde_json::to_value(record).ok()?;
     let other = serde_json::to_value(other).ok()?;
-    for field in fields {
-        let value = other.get(*field).cloned().unwrap_or(Json::Null);
-        reading.as_object_mut()?.insert((*field).to_string(), value);
-    }
-    record_from_json(reading, record.id(), record.version().0.clone()).ok()
+    let values: Overridden = fields
+        .iter()
+        .map(|field| {
+            let value = other.get(*field).cloned().unwrap_or(Json::Null);
+            (vec![(*field).to_string()], value)
+        })
+        .collect();
+    overridden_reading(record, &values)
 }
 
 /// `record` as it would read with one device's values a resolution overrode

@@ -504,10 +504,6 @@ pub(crate) fn resolve_in<R: Record>(
     // values it overrides: a monitor keeping one supervisor's closure (or merge, or
     // verification day) over another's undoes the other's, whichever the merge showed. A
     // visit's review kept is a review (`rights::settling`).
-    let overridden = match R::KIND {
-        RecordKind::Reference | RecordKind::User => Vec::new(),
-        _ => doc::overridden_values(&document, &before, &document.get_heads()),
-    };
     let settled = settled_values(
         &document,
         (&before, &document.get_heads()),
@@ -519,7 +515,7 @@ pub(crate) fn resolve_in<R: Record>(
             crate::domain::rights::check_step(acting.role, acting.user, step)?;
         }
     }
-    let judged_from = settled.from;
+    let (judged_from, overridden) = (settled.from, settled.overridden);
     let stored = || Ok(judged_from.clone());
     check_edit(tx, write, &resolved, &stored, &stored)?;
     doc::write_record(&mut document, &resolved, &write.author)?;
@@ -897,6 +893,7 @@ impl TypedRecord {
             Settled {
                 steps: settled.steps,
                 from: wrap(settled.from),
+                overridden: settled.overridden,
             }
         }
         match (from, to) {
@@ -914,6 +911,7 @@ impl TypedRecord {
             _ => Settled {
                 steps: Vec::new(),
                 from: from.clone(),
+                overridden: Vec::new(),
             },
         }
     }
@@ -1233,6 +1231,8 @@ pub(crate) fn merge_document(
 pub(crate) struct Settled<R> {
     pub steps: Vec<crate::domain::rights::Step>,
     pub from: R,
+    /// The values overridden, each device's (`doc::overridden_values`).
+    pub overridden: Vec<doc::Overridden>,
 }
 
 /// `Settled` of a write that made `to` of `from`, the record at `base` (the version it was made
@@ -1247,15 +1247,17 @@ pub(crate) fn settled_values<R: Record>(
     let mut settled = Settled {
         steps: Vec::new(),
         from: from.clone(),
+        overridden: Vec::new(),
     };
     if matches!(R::KIND, RecordKind::Reference | RecordKind::User) {
         return settled;
     }
+    settled.overridden = doc::overridden_values(document, base, theirs);
     let steps_from = |reading: Option<R>| match reading {
         Some(reading) => rights::steps(Some(reading.subject()), to.subject()),
         None => Vec::new(),
     };
-    for values in doc::overridden_values(document, base, theirs) {
+    for values in &settled.overridden {
         let fields = values.iter().filter_map(|(path, _)| path.first());
         match rights::settling(fields.map(String::as_str), to.subject()) {
             Settling::Review { step, fields }
@@ -1267,14 +1269,14 @@ pub(crate) fn settled_values<R: Record>(
                 }
             }
             Settling::Superseded { fields } => {
-                let reading = doc::overridden_reading(from, &values)
+                let reading = doc::overridden_reading(from, values)
                     .and_then(|reading| doc::with_fields_of(&reading, to, &fields[1..]));
                 settled.steps.extend(steps_from(reading));
             }
             Settling::Review { .. } | Settling::Values => {
                 settled
                     .steps
-                    .extend(steps_from(doc::overridden_reading(from, &values)));
+                    .extend(steps_from(doc::overridden_reading(from, values)));
             }
         }
     }
