@@ -676,9 +676,19 @@ fn reconcile_map<T: Transactable>(
         path.push(key.clone());
         let segments: Vec<&str> = path.iter().map(String::as_str).collect();
         match value {
+            // A value cleared is written as a null, not deleted: Automerge keeps a put made
+            // concurrently with a deletion and drops the deletion without a word (a date of
+            // birth cleared for an estimated age on one phone, corrected on another, kept the
+            // correction beside the estimate, no conflict shown); two puts stand side by side.
             Json::Null => {
                 if tx.get(obj, key.as_str())?.is_some() {
-                    tx.delete(obj, key.as_str())?;
+                    put_scalar_if_changed(
+                        tx,
+                        obj,
+                        key,
+                        ScalarValue::Null,
+                        schema.is_derived(&segments),
+                    )?;
                 }
             }
             Json::Object(map) => {

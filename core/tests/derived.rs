@@ -740,6 +740,64 @@ fn a_child_18_by_one_date_of_birth_in_conflict_stays_alerted() {
     }
 }
 
+/// A date of birth cleared on one phone (the papers were wrong: an estimate given instead) while
+/// another phone corrects it: a conflict both phones and the hub show, the cleared value one of
+/// its values, until someone chooses (a deletion lost to the correction without a word, the
+/// corrected date deciding the age beside the estimate). Kept cleared, it is gone everywhere.
+#[test]
+fn a_date_of_birth_cleared_while_corrected_elsewhere_is_a_conflict() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = common::hub_store(&dir.path().join("hub.db"));
+    let mut first = open(&dir, "first.db");
+    let mut second = open(&dir, "second.db");
+    let as_first = common::principal_of(&first, Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    let as_second = common::principal_of(&second, Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    common::enrol_all(
+        &mut hub,
+        &mut [(&mut first, &as_first), (&mut second, &as_second)],
+    );
+    let case = first.create(&fourteen(30, first.user_id())).unwrap();
+    common::sync(&mut first, &mut hub, &as_first);
+    common::sync(&mut second, &mut hub, &as_second);
+    let mut cleared: ChildCase = first.get(case.id).unwrap();
+    cleared.date_of_birth = None;
+    cleared.estimated_age = Some(12);
+    cleared.age_basis = AgeBasis::ObservedByMonitor;
+    first.update(&cleared).unwrap();
+    let mut corrected: ChildCase = second.get(case.id).unwrap();
+    corrected.date_of_birth = Some(date(2011, 7, 14));
+    second.update(&corrected).unwrap();
+    for _ in 0..2 {
+        common::sync(&mut first, &mut hub, &as_first);
+        common::sync(&mut second, &mut hub, &as_second);
+    }
+    let born = ["date_of_birth".to_string()];
+    for store in [&first, &second, &hub] {
+        let conflicts = store.conflicts(case.id).unwrap();
+        let on_birth: Vec<_> = conflicts.iter().filter(|c| c.path == born).collect();
+        assert_eq!(on_birth.len(), 1, "{conflicts:?}");
+        let mut values: Vec<String> = on_birth[0]
+            .values
+            .iter()
+            .map(|v| v.value.to_string())
+            .collect();
+        values.sort();
+        assert_eq!(values, ["\"2011-07-14\"", "null"]);
+        check_derived(store, case.id).unwrap();
+    }
+    second
+        .resolve_conflict(case.id, &born, &serde_json::Value::Null)
+        .unwrap();
+    common::sync(&mut second, &mut hub, &as_second);
+    common::sync(&mut first, &mut hub, &as_first);
+    for store in [&first, &second, &hub] {
+        assert!(store.conflicts(case.id).unwrap().is_empty());
+        let read: ChildCase = store.get(case.id).unwrap();
+        assert_eq!((read.date_of_birth, read.estimated_age), (None, Some(12)));
+        check_derived(store, case.id).unwrap();
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Any interleaving, any merge order
 
