@@ -36,6 +36,14 @@ use vigie_core::{Error, ReferenceData, ReferenceFile, User};
 /// whose keys share a directory keep one journal each (`beside_key`).
 pub const JOURNAL_FILE: &str = "irreversible.journal";
 
+/// Beside the journal: which hub it is kept for (`home_of`), the one `vigie serve` last served
+/// with this key. A copy of that hub's data opened with the same key (a backup looked into,
+/// as README says) reads the journal, and does again what it holds, but does not write to it:
+/// an erasure journaled from a copy was done again on the hub itself at its next start, a
+/// revocation wiped a phone and its unsent work, neither decided on the hub
+/// (`kept_for_another`).
+pub const HOME_FILE: &str = "journal.home";
+
 /// Beside the journal, for a database several machines share (PostgreSQL): the hub's
 /// incarnation and how far its change order had gone when this machine last looked. A
 /// database found behind it was restored from an older copy (`pg_restore`), which keeps no
@@ -95,6 +103,37 @@ fn journal_key_file(data: &Path, key: &KeyOptions) -> Result<PathBuf, String> {
 /// none.
 pub fn journal_path(data: &Path, key: &KeyOptions) -> Result<PathBuf, String> {
     Ok(beside_key(&journal_key_file(data, key)?, JOURNAL_FILE))
+}
+
+/// Which hub `database` is, as its journal's home file names it: the embedded hub's data
+/// directory, or the PostgreSQL database (its address without credentials: the file is
+/// beside the key, but a password has no business in it).
+fn home_of(database: &Database) -> String {
+    match database {
+        Database::Embedded { data, .. } => {
+            let data = std::fs::canonicalize(data).unwrap_or_else(|_| data.clone());
+            format!("embedded {}\n", data.display())
+        }
+        Database::Postgres { url, .. } => {
+            let (scheme, rest) = url.split_once("://").unwrap_or(("postgresql", url));
+            let rest = rest.rsplit_once('@').map_or(rest, |(_, at)| at);
+            format!("{scheme}://{rest}\n")
+        }
+    }
+}
+
+/// The hub the journal `database`'s key keeps is kept for, when it is another than
+/// `database` (a copy of its data opened with its key): erasures and revocations are made on
+/// that hub, not on a copy, whose journal lines it would do again when it next starts. `None`
+/// for the hub itself, or while no `vigie serve` has named one (a journal from before homes
+/// were kept, until the hub is next served), or with no journal.
+pub fn kept_for_another(database: &Database) -> Option<String> {
+    let (data, key) = match database {
+        Database::Embedded { data, key } | Database::Postgres { data, key, .. } => (data, key),
+    };
+    let home = beside_key(&journal_key_file(data, key).ok()?, HOME_FILE);
+    let named = std::fs::read_to_string(home).ok()?;
+    (named != home_of(database)).then(|| named.trim_end().to_string())
 }
 
 /// The journal the key found for a hub in `data` keeps, if it records any action: the key
@@ -184,6 +223,8 @@ pub struct Journal {
     file: PathBuf,
     /// `CHANGE_ORDER_FILE`, beside it.
     marks: PathBuf,
+    /// `HOME_FILE`, beside it.
+    home: PathBuf,
     key: [u8; 32],
 }
 
@@ -208,6 +249,7 @@ impl Journal {
         Journal {
             file: beside_key(key_file, JOURNAL_FILE),
             marks: beside_key(key_file, CHANGE_ORDER_FILE),
+            home: beside_key(key_file, HOME_FILE),
             key: hmac::Mac::finalize(mac).into_bytes().into(),
         }
     }
@@ -507,6 +549,7 @@ pub fn keep(
     database: &Database,
     backend: Box<dyn Backend>,
     restored: bool,
+    serving: bool,
 ) -> Result<Box<dyn Backend>, HubOpenError> {
     let journal = match Journal::of(database) {
         Ok(journal) => journal,
@@ -592,6 +635,16 @@ pub fn keep(
              with the erasures and revocations this hub's storage holds. Keep the journal with \
              the key"
         );
+    }
+    // The hub served is the one its journal is kept for; a new journal, the hub that made it.
+    let home = &journal.home;
+    if prepared.is_ok() && (serving || !existed) {
+        let named = home_of(database);
+        if std::fs::read_to_string(home).ok().as_deref() != Some(named.as_str())
+            && let Err(e) = write_aside_then_name(home, ".journal-home-", &named)
+        {
+            tracing::warn!(file = %home.display(), error = %e, "cannot write the file");
+        }
     }
     if let Err(e) = prepared {
         tracing::warn!(

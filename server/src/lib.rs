@@ -568,7 +568,7 @@ impl Database {
             } => {
                 let backend = postgres::Postgres::connect_existing(url, *connections, key, data)?;
                 // Erasures and revocations made through it are journaled as `open`'s are.
-                irreversible::keep(self, Box::new(backend), false)
+                irreversible::keep(self, Box::new(backend), false, false)
             }
         }
     }
@@ -625,7 +625,7 @@ impl Database {
                 key,
             } => Box::new(postgres::Postgres::connect(url, *connections, key, data)?),
         };
-        irreversible::keep(self, backend, from_backup)
+        irreversible::keep(self, backend, from_backup, serving)
     }
 }
 

@@ -71,6 +71,21 @@ impl HubData {
     }
 }
 
+/// Refuses an erasure or a revocation on a copy of a hub opened with its key (a backup looked
+/// into): the journal beside the key is that hub's, which does again at its next start what
+/// the journal holds (`irreversible::kept_for_another`).
+fn refuse_on_a_copy(hub: &HubData) -> Result<(), String> {
+    match vigie_server::irreversible::kept_for_another(&hub.database()?) {
+        Some(home) => Err(format!(
+            "this key's journal of irreversible actions is kept for the hub {home}, and this is \
+             another copy of it (a backup looked into): erase and revoke on that hub, which \
+             would do again at its next start what is done here. A hub moved to this place \
+             is named the journal's by its first `vigie serve` here"
+        )),
+        None => Ok(()),
+    }
+}
+
 /// A count or a duration that 0 would make meaningless: refused with clap's own message
 /// rather than quietly raised to 1.
 fn at_least_one<T>() -> clap::builder::RangedU64ValueParser<T>
@@ -1214,6 +1229,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Device {
             command: DeviceCommand::Revoke { hub, device },
         } => {
+            refuse_on_a_copy(&hub)?;
             let backend = hub.open()?;
             let revoked = backend.revoke(device).map_err(|e| match e {
                 AuthError::Storage(_) => format!("{e}{MAY_BE_DONE}"),
@@ -1250,6 +1266,7 @@ fn run(cli: Cli) -> Result<(), String> {
             by,
             reason,
         } => {
+            refuse_on_a_copy(&hub)?;
             let backend = hub.open()?;
             let erased = match erase_journaled(&*backend, by, record, &reason, true) {
                 Err(vigie_core::Error::NotAllowed { rule })

@@ -311,6 +311,91 @@ fn an_export_of_a_restored_hub_holds_no_child_its_journal_erased() {
     assert!(lists_erased(&out, scene.case));
 }
 
+/// A backup looked into as README says (a copy, opened with the hub's key file) takes no
+/// erasure or revocation: the journal beside the key is the hub's, which did again at its next
+/// start what was done on the copy (the case erased, the phone wiped with its unsent work,
+/// neither decided on the hub). A command on the hub itself still erases and revokes.
+#[test]
+fn an_erasure_or_revocation_on_a_copy_looked_into_is_refused_and_reaches_no_hub() {
+    if postgres_server().is_some() {
+        return; // The embedded hub's copies: PostgreSQL's are databases pg_restore makes.
+    }
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut hub = Hub::start(&data);
+    let mut monitor = plain_device(dir.path(), &data, "monitor", Role::CommunityMonitor, &[C01]);
+    let mut supervisor = plain_device(dir.path(), &data, "sup", Role::Supervisor, &[DISTRICT]);
+    let case = monitor
+        .store
+        .create(&child(area(C01), NAME, monitor.user()))
+        .unwrap()
+        .id;
+    monitor.sync(&hub.url).unwrap();
+    supervisor.sync(&hub.url).unwrap();
+    let look = dir.path().join("look");
+    backup(&data, &look);
+    let key = vigie_server::hub_key::default_key_file(&data);
+    let (look_arg, key_arg) = (look.to_str().unwrap(), key.to_str().unwrap());
+    let (by, record) = (supervisor.user().to_string(), case.to_string());
+    let erase = |on: &str, key: Option<&str>| {
+        let mut args = vec![
+            "erase",
+            "--data",
+            on,
+            "--record",
+            &record,
+            "--by",
+            &by,
+            "--reason",
+            "consent_withdrawn",
+        ];
+        args.extend(key.iter().flat_map(|key| ["--key-file", *key]));
+        vigie_output(&args)
+    };
+    let refused = erase(look_arg, Some(key_arg));
+    assert!(!refused.status.success());
+    let said = stderr(&refused);
+    assert!(said.contains("another copy"), "{said}");
+    assert!(said.contains(&std::fs::canonicalize(&data).unwrap().display().to_string()));
+    let device = monitor.token.device.to_string();
+    let revoked = vigie_output(&[
+        "device",
+        "revoke",
+        "--data",
+        look_arg,
+        "--key-file",
+        key_arg,
+        "--device",
+        &device,
+    ]);
+    assert!(!revoked.status.success());
+    assert!(stderr(&revoked).contains("another copy"));
+    // Reading the copy still works.
+    let out = dir.path().join("export");
+    let exported = vigie_output(&[
+        "export",
+        "--data",
+        look_arg,
+        "--key-file",
+        key_arg,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(exported.status.success(), "{}", stderr(&exported));
+
+    hub.stop();
+    hub.restart();
+    monitor.sync(&hub.url).unwrap();
+    supervisor.sync(&hub.url).unwrap();
+    assert!(supervisor.has(case), "the case stays on the hub");
+    let journal = std::fs::read_to_string(journal_of(&data)).unwrap();
+    assert!(!journal.contains(&record), "{journal}");
+    // On the hub itself, the erasure is made.
+    assert!(erase(data.to_str().unwrap(), None).status.success());
+    supervisor.sync(&hub.url).unwrap();
+    assert!(!supervisor.has(case));
+}
+
 /// Two hubs whose key files an operator keeps in one directory keep a journal each: neither
 /// takes the other's lines for damage, and the second is made with a key of its own.
 #[test]
