@@ -1015,6 +1015,40 @@ fn a_change_deleting_a_value_its_device_never_received_is_refused() {
     assert_eq!(kept.notes, "Vue au champ.");
 }
 
+/// A case's document pushed again under new ids (a hostile app: thousands of copies in one
+/// request, a few bytes each) is no new record: refused, naming the id. A supervisor erasing
+/// one such copy as a duplicate erased the case with it; the case itself still syncs.
+#[test]
+fn a_copy_of_a_records_document_under_another_id_is_refused() {
+    let dir = TempDir::new().unwrap();
+    let (monitor, mut supervisor, hub, case) = a_referred_case_on_both(&dir);
+    let document = monitor.store.export_document(case.id).unwrap();
+    let copies: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
+    let pushed = push(
+        &monitor,
+        &hub.url,
+        copies.iter().map(|id| raw(*id, document.clone())).collect(),
+    );
+    for id in &copies {
+        let outcome = &pushed[id];
+        assert_eq!(refusal(outcome), Some(Refusal::Damaged), "{outcome:?}");
+        let PushOutcome::Refused { detail, .. } = outcome else {
+            unreachable!()
+        };
+        let detail = detail.as_ref().expect("the refusal says why");
+        assert_eq!(detail.field, "id");
+        assert!(detail.rule.contains("another record's"), "{}", detail.rule);
+    }
+    supervisor.sync(&hub.url).unwrap();
+    for id in &copies {
+        assert!(!supervisor.has(*id));
+    }
+    assert!(supervisor.has(case.id));
+    // The case's own document pushed again under its id is no copy.
+    let pushed = push(&monitor, &hub.url, vec![raw(case.id, document)]);
+    assert!(accepted(&pushed[&case.id]), "{pushed:?}");
+}
+
 /// A monitor's late step made on an older copy of a case (referred → receiving services,
 /// offline, after a long note) wins the merge over the supervisor's verification and closure
 /// made meanwhile: the case would go back from closed, a step no monitor may take, and come

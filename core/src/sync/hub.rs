@@ -3876,6 +3876,16 @@ fn admit_read(
             },
         }));
     }
+    if before.is_empty() && copies_another_record(tx, id, document)? {
+        tracing::debug!(record = %id, "a new record's history is another record's: refused");
+        return Ok(Err(Refused {
+            reason: Refusal::Damaged,
+            detail: Some(RefusalDetail {
+                field: "id".into(),
+                rule: A_COPY_UNDER_ANOTHER_ID.into(),
+            }),
+        }));
+    }
     let (admitted, record, held) =
         match admit_content(rules, id, stored_kind, (document, read), before) {
             Ok(admitted) => admitted,
@@ -3974,6 +3984,28 @@ fn beyond_share(id: Uuid, document: &Automerge, sender: Uuid) -> Option<Refused>
 const ANOTHER_RECORDS_ID: &str = "another record holds this id at the hub: this copy is \
      another record made under its id (give it up with discard_refused_changes, and record it \
      again as a new one if it holds what no other record does)";
+
+/// Why a new record whose history starts where a record the hub holds starts is refused
+/// (`copies_another_record`).
+const A_COPY_UNDER_ANOTHER_ID: &str = "this record's history is another record's, which the \
+     hub holds under another id: a copy of it is no new record (give it up with \
+     discard_refused_changes)";
+
+/// Whether a new record's document starts where a record the hub holds under another id
+/// starts: a copy of that record's document, not a new one. No app makes one; a hostile one
+/// flooded a community's phones with thousands of copies of a case (a few bytes each, changes
+/// alike compressing to nothing), and a supervisor erasing one of them as a duplicate erased
+/// the case with it (an erasure takes the copies of a document, `erasure_of`).
+fn copies_another_record(
+    tx: &mut dyn HubTransaction,
+    id: Uuid,
+    document: &Automerge,
+) -> Result<bool> {
+    let Some(root) = codec::single_root(document) else {
+        return Ok(false);
+    };
+    Ok(tx.records_with_root(root)?.iter().any(|other| *other != id))
+}
 
 /// Whether a record's history is one of its own: a new record's has one root (where its
 /// history starts, which the hub keeps: an erasure takes the copies of a document pushed
