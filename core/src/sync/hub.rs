@@ -4360,14 +4360,21 @@ fn admit_content<'a>(
         }
     }
     // The case's status as it now merges, from the status the hub held: the sender's own
-    // steps were each allowed from the version it had, but a late step made on an older copy
-    // (referred → receiving services, typed offline) whose value wins the merge over a
-    // supervisor's closure meanwhile would take the case back from closed, a step no monitor
-    // may take: the closed case came back to the alerts and the due lists.
+    // steps were each allowed from the version it had, but one that took the place of the
+    // held status would take the case from there by a step its sender may not take. A late
+    // step made on an older copy (referred → receiving services, typed offline) while a
+    // supervisor closed the case stands beside the closure, whichever of the two the merge
+    // shows: a conflict, the case alerting by the status that keeps it open until a
+    // supervisor chooses (`ChildCase::status_readings`), the monitor's other work kept. It
+    // was refused when her value was the one shown, and taken when it was not: her notes
+    // and follow-ups given up, or not, by Automerge's pick.
     if let TypedRecord::ChildCase(merged) = &record
         && !builds_on(&heads.0, before)
         && let Ok(Some(TypedRecord::ChildCase(was))) = held.get()
         && was.status != merged.status
+        && !doc::concurrent_texts(document, "status")
+            .iter()
+            .any(|value| value == was.status.as_str())
         // Another device moved the case since the sender's version (its own steps, from
         // there, were judged above).
         && !matches!(&base, Some(TypedRecord::ChildCase(b)) if b.status == was.status)
