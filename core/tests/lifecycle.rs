@@ -527,9 +527,10 @@ fn erased_content_never_comes_back_under_any_id() {
     assert!(!supervisor.has(erased) && !supervisor.has(fresh));
 }
 
-/// A case's document pushed again under another id before the case is erased (a copy, by a
-/// phone of its scope) goes with the case when it is erased: it kept the child's name on the
-/// hub and on supervisors' phones. Another record's history put into a record is refused.
+/// A case's document pushed again under another id (a copy, by a phone of its scope) is
+/// refused; one a hub of an earlier version took goes with the case when it is erased: it kept
+/// the child's name on the hub and on supervisors' phones. Another record's history put into a
+/// record is refused.
 #[test]
 fn an_erasure_takes_the_copies_of_the_case_under_other_ids() {
     const NAME: &str = "Bintou Assémien";
@@ -556,13 +557,27 @@ fn an_erasure_takes_the_copies_of_the_case_under_other_ids() {
     assert_eq!(put_together, vec![refused(Refusal::Damaged)]);
     assert_eq!(hub.export_document(other).unwrap(), other_before);
 
-    // Copies under fresh ids.
+    // Copies under fresh ids: refused, naming the id.
     let copies = [Uuid::now_v7(), Uuid::now_v7()];
     for copy in copies {
         assert!(monitor.store.merge_document(copy, &old).unwrap());
     }
     let summary = monitor.sync(&mut hub);
-    assert!(summary.refused.is_empty(), "{summary:?}");
+    assert_eq!(summary.refused.len(), 2, "{summary:?}");
+    for copy in copies {
+        let detail = vigie_core::sync::wire::RefusalDetail::of(&summary.refusal_details, copy)
+            .expect("the refusal says why");
+        assert_eq!(detail.field, "id");
+        assert!(hub.kind_of(copy).is_err());
+        monitor.store.discard_refused_changes(copy).unwrap();
+    }
+    // Taken by a hub of an earlier version (stored as it was then, without the rule).
+    for copy in copies {
+        assert!(hub.merge_document(copy, &old).unwrap());
+        hub.debug_fill_roots().unwrap();
+    }
+    hub.debug_fill_roots().unwrap();
+    monitor.sync(&mut hub);
     supervisor.sync(&mut hub);
     assert_eq!(
         supervisor.store.search_names("Bintou", 10).unwrap().len(),
@@ -589,9 +604,9 @@ fn an_erasure_takes_the_copies_of_the_case_under_other_ids() {
 }
 
 /// Copies are found both ways, and reach no further than the erasing supervisor's areas:
-/// erasing a copy leaves the case it copies when that case was moved out of them. A copy kept
-/// for review (pushed by a user who had lost the area) goes with the case's erasure, and no
-/// review brings it back.
+/// erasing a copy (one a hub of an earlier version took) leaves the case it copies when that
+/// case was moved out of them. A copy pushed by a user who had lost the area is refused, not
+/// kept for review.
 #[test]
 fn copies_reach_no_further_than_the_supervisors_areas_nor_back_through_a_review() {
     let dir = TempDir::new().unwrap();
@@ -619,8 +634,10 @@ fn copies_reach_no_further_than_the_supervisors_areas_nor_back_through_a_review(
     let old = monitor.store.export_document(moved).unwrap();
     assert!(matches!(
         push(&mut hub, &monitor, copy, &old),
-        PushOutcome::Accepted { .. }
+        PushOutcome::Refused { .. }
     ));
+    // Taken by a hub of an earlier version.
+    assert!(hub.merge_document(copy, &old).unwrap());
     region.sync(&mut hub);
     let mut case: ChildCase = region.store.get(moved).unwrap();
     case.area = area("CI-R1-D2-C01");
@@ -629,27 +646,30 @@ fn copies_reach_no_further_than_the_supervisors_areas_nor_back_through_a_review(
     erase(&mut hub, &district.principal, copy);
     assert!(hub.kind_of(moved).is_ok(), "another district's case stays");
 
-    // A copy kept for review: the monitor lost every area (deactivated), then pushed it.
+    // A copy pushed by a monitor who lost every area (deactivated): refused as any copy is,
+    // not kept for review (where a hub of an earlier version kept it).
     let erased = create(&mut monitor, C01, "Kadidia Sanogo");
     monitor.sync(&mut hub);
     let old = monitor.store.export_document(erased).unwrap();
     monitor.principal.areas = Default::default();
-    assert_eq!(
-        push(&mut hub, &monitor, Uuid::now_v7(), &old),
-        PushOutcome::Quarantined
-    );
     let held = hub
         .in_transaction(&mut |tx| tx.quarantined())
         .unwrap()
         .len();
-    erase(&mut hub, &district.principal, erased);
+    assert!(matches!(
+        push(&mut hub, &monitor, Uuid::now_v7(), &old),
+        PushOutcome::Refused {
+            reason: Refusal::Damaged,
+            ..
+        }
+    ));
     assert_eq!(
         hub.in_transaction(&mut |tx| tx.quarantined())
             .unwrap()
             .len(),
-        held - 1,
-        "the copy under review went with the case"
+        held
     );
+    erase(&mut hub, &district.principal, erased);
     assert!(hub.search_names("Kadidia", 10).unwrap().is_empty());
 }
 
@@ -1018,9 +1038,11 @@ fn what_a_device_cannot_see_gets_one_answer_whatever_it_is() {
     let other = create(&mut probe, C01, "Ailleurs");
     let other_doc = probe.store.export_document(other).unwrap();
     for bytes in [Vec::new(), b"garbage".to_vec(), own_doc, other_doc] {
-        // An id nothing was ever stored under (a valid case pushed under it is stored).
-        let absent = Uuid::now_v7();
-        let answers: Vec<PushOutcome> = [absent, hidden_case, workplace, erased]
+        // An id nothing was ever stored under (a valid case pushed under it is stored), and
+        // another after it, whose answer the ids the probe cannot see must give (the bytes
+        // stored under the first, a copy of them is refused under any other id).
+        let (absent, absent_after) = (Uuid::now_v7(), Uuid::now_v7());
+        let answers: Vec<PushOutcome> = [absent, hidden_case, workplace, erased, absent_after]
             .iter()
             .map(|id| {
                 outcomes(
@@ -1037,13 +1059,13 @@ fn what_a_device_cannot_see_gets_one_answer_whatever_it_is() {
             .collect();
         // An absent id would store a valid case: every other id answers as a record outside
         // the scope does.
-        let expected = match &answers[0] {
+        let expected = match &answers[4] {
             PushOutcome::Accepted { .. } => refused(Refusal::OutOfScope),
             other => other.clone(),
         };
         for (what, answer) in ["hidden case", "workplace", "erased case"]
             .iter()
-            .zip(&answers[1..])
+            .zip(&answers[1..4])
         {
             assert_eq!(answer, &expected, "{what}, {} bytes pushed", bytes.len());
         }

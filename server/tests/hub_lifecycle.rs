@@ -782,11 +782,14 @@ fn erasure_is_not_undone_under_another_id() {
         d.sync(&hub.url).unwrap();
     }
     let old = keeper.store.export_document(case.id).unwrap();
-    // Before the erasure, its author pushed a copy under another id: it goes with the case.
+    // Before the erasure, its author pushes a copy under another id: refused as a copy.
     let copied = Uuid::now_v7();
     assert!(matches!(
         push_outcome(&monitor, &hub.url, copied, &old),
-        PushOutcome::Accepted { .. }
+        PushOutcome::Refused {
+            reason: Refusal::Damaged,
+            ..
+        }
     ));
     erase(&data, case.id, supervisor.user());
     monitor.sync(&hub.url).unwrap();
@@ -935,8 +938,11 @@ fn nothing_leaks_outside_the_scope() {
         own,
         foreign,
     ] {
-        let absent = Uuid::now_v7();
-        let baseline = match push_outcome(&probe, &hub.url, absent, &bytes) {
+        // An id nothing was stored under (a valid case pushed under it is stored), then
+        // another, whose answer the ids it cannot see must give (a copy of what the first
+        // stored is refused under any other id).
+        push_outcome(&probe, &hub.url, Uuid::now_v7(), &bytes);
+        let baseline = match push_outcome(&probe, &hub.url, Uuid::now_v7(), &bytes) {
             PushOutcome::Accepted { .. } => PushOutcome::Refused {
                 reason: Refusal::OutOfScope,
                 detail: None,

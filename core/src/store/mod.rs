@@ -533,6 +533,18 @@ impl Store {
         Ok(())
     }
 
+    /// Tests: a hub's records stored without their history's start (merged in as documents,
+    /// as a hub of an earlier version took copies of a record under other ids) get it, as an
+    /// upgrade fills it in.
+    #[cfg(feature = "test-hooks")]
+    #[doc(hidden)]
+    pub fn debug_fill_roots(&mut self) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        hub::fill_roots(&tx)?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// The role the store's user acts with: on a device, the role the hub gave them (a store
     /// that never synced has none, and its workflow calls are refused); on the hub, its
     /// administrator's, who holds every right.
