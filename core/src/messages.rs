@@ -704,6 +704,7 @@ mod tests {
         let trackings = [
             Tracking::Unverified,
             Tracking::Verified,
+            Tracking::WorkingOnTheDay,
             Tracking::FollowedUp(crate::domain::codes::FollowUpSituation::StillWorking),
         ];
         let someone = uuid::Uuid::now_v7();
@@ -730,7 +731,14 @@ mod tests {
                 steps.push(Step::LastReferralRemoved { status: from });
                 steps.push(Step::Remediated {
                     unverifies: Some(from),
+                    refacts: None,
                 });
+                for tracking in trackings {
+                    steps.push(Step::Remediated {
+                        unverifies: None,
+                        refacts: Some((from, tracking)),
+                    });
+                }
                 for to in cases {
                     if let Err(e) = rights::check_case_transition(from, to, role) {
                         rules.insert(e.rule);

@@ -771,6 +771,88 @@ fn seen(on: NaiveDate, situation: FollowUpSituation) -> FollowUp {
     }
 }
 
+/// The verification is the latest word on the child's work: a child seen still working on the
+/// day the supervisor would verify her withdrawn is not verified that day, one seen working the
+/// day before and verified withdrawn the next is not alerted as still working (the case showed
+/// "withdrawn" and "still working" at once), and a verification re-dated after the only
+/// follow-up that closed the case is refused on its date, as closing on it would be.
+#[test]
+fn a_verification_follows_what_was_seen_and_its_date_keeps_the_status_it_stands_for() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "device.db", SUPERVISOR);
+    let alerted = |store: &Store, id: Uuid| {
+        store
+            .alerts(None, Page::first(50))
+            .unwrap()
+            .iter()
+            .any(|a| a.id == id)
+    };
+    let c = store.create(&child(C01, "Kouamé Adjoa", MONITOR)).unwrap();
+    as_role(&mut store, Role::CommunityMonitor)
+        .refer_case(c.id, referral())
+        .unwrap();
+    as_role(&mut store, Role::CommunityMonitor)
+        .transition_case_on(c.id, CaseStatus::ReceivingServices, date(2025, 10, 1))
+        .unwrap();
+    as_role(&mut store, Role::CommunityMonitor)
+        .add_follow_up(
+            c.id,
+            seen(date(2025, 10, 10), FollowUpSituation::StillWorking),
+        )
+        .unwrap();
+    for to in [CaseStatus::Withdrawn, CaseStatus::Prevented] {
+        let rule = not_allowed(as_role(&mut store, Role::Supervisor).transition_case_on(
+            c.id,
+            to,
+            date(2025, 10, 10),
+        ));
+        assert!(
+            rule.contains("that day finds the child still working"),
+            "{rule}"
+        );
+    }
+    let c = as_role(&mut store, Role::Supervisor)
+        .transition_case_on(c.id, CaseStatus::Withdrawn, date(2025, 10, 11))
+        .unwrap();
+    assert!(
+        !alerted(&store, c.id),
+        "withdrawn since she was seen working"
+    );
+    // Seen working again after the verification: alerted.
+    as_role(&mut store, Role::CommunityMonitor)
+        .add_follow_up(
+            c.id,
+            seen(date(2025, 11, 2), FollowUpSituation::StillWorking),
+        )
+        .unwrap();
+    assert!(alerted(&store, c.id));
+
+    // Closed on a follow-up in school after the verification; the verification re-dated after
+    // it would leave the case closed on no follow-up after its verification.
+    let c = remediated_case(&mut store, "Yao Akissi", date(2025, 10, 15));
+    as_role(&mut store, Role::CommunityMonitor)
+        .add_follow_up(c.id, follow_up(date(2026, 1, 15)))
+        .unwrap();
+    let c = as_role(&mut store, Role::Supervisor)
+        .transition_case(c.id, CaseStatus::Closed)
+        .unwrap();
+    let mut redated = c.clone();
+    redated.remediated_on = Some(date(2026, 2, 1));
+    match as_role(&mut store, Role::Supervisor).update(&redated) {
+        Err(Error::NotAllowed { rule }) => {
+            assert!(rule.contains("closed only after a follow-up"), "{rule}")
+        }
+        other => panic!("expected the date refused, got {other:?}"),
+    }
+    // A correction that keeps the closure's facts is taken.
+    let mut corrected = c.clone();
+    corrected.remediated_on = Some(date(2025, 10, 20));
+    let c = as_role(&mut store, Role::Supervisor)
+        .update(&corrected)
+        .unwrap();
+    assert_eq!(c.remediated_on, Some(date(2025, 10, 20)));
+}
+
 #[test]
 fn a_case_is_withdrawn_with_its_verification_date_and_closed_after_a_visit_finds_the_child_out_of_work()
  {
@@ -1540,13 +1622,13 @@ fn hazardous(c: &mut ChildCase) {
 }
 
 /// Refers a case, and verifies it withdrawn: no longer urgent, unless a follow-up says so.
+/// Referred, then receiving services and verified withdrawn on 2025-10-01.
 fn withdraw(store: &mut Store, id: Uuid) {
     let store = as_role(store, Role::Supervisor);
     store.refer_case(id, referral()).unwrap();
-    store
-        .transition_case(id, CaseStatus::ReceivingServices)
-        .unwrap();
-    store.transition_case(id, CaseStatus::Withdrawn).unwrap();
+    for to in [CaseStatus::ReceivingServices, CaseStatus::Withdrawn] {
+        store.transition_case_on(id, to, date(2025, 10, 1)).unwrap();
+    }
 }
 
 fn still_working(on: NaiveDate) -> FollowUp {
@@ -1681,11 +1763,15 @@ fn alerts_list_worst_forms_then_hazardous_then_forced_labour_most_recent_first()
         .refer_case(new_hazard.id, referral())
         .unwrap();
     as_role(&mut store, Role::Supervisor)
-        .transition_case(new_hazard.id, CaseStatus::ReceivingServices)
+        .transition_case_on(
+            new_hazard.id,
+            CaseStatus::ReceivingServices,
+            date(2025, 11, 20),
+        )
         .unwrap();
     assert_eq!(store.alerts(None, Page::first(50)).unwrap().len(), 6);
     as_role(&mut store, Role::Supervisor)
-        .transition_case(new_hazard.id, CaseStatus::Withdrawn)
+        .transition_case_on(new_hazard.id, CaseStatus::Withdrawn, date(2025, 11, 20))
         .unwrap();
     assert!(
         !store

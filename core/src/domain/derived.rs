@@ -20,8 +20,8 @@ use std::collections::BTreeSet;
 // before a single weak one.
 
 /// The alert a case raises: while it is open (identified, referred or receiving services), as
-/// its classification says; and whatever its status while its latest follow-up found the child
-/// still working (its classification's alert if it raises one, else `StillWorking`). A merged
+/// its classification says; and whatever its status while its latest follow-up (of a verified
+/// case, since its verification day) found the child still working (its classification's alert if it raises one, else `StillWorking`). A merged
 /// duplicate raises none. The alert ends on the child's 18th birthday (`ChildCase::adult_on`),
 /// which the calendar reaches without a write: the alert rows carry that day and the lists
 /// leave out those past it.
@@ -33,8 +33,16 @@ pub fn case_severity(case: &ChildCase) -> Option<AlertSeverity> {
         case.status,
         CaseStatus::Identified | CaseStatus::Referred | CaseStatus::ReceivingServices
     );
-    let still_working =
-        latest_follow_up(case).is_some_and(|f| f.situation == FollowUpSituation::StillWorking);
+    // Of a verified case, what was seen since the verification: a child seen working the
+    // day before a verification that found her withdrawn is withdrawn (the case showed
+    // "withdrawn" and "still working" at once).
+    let seen = match case.remediated_on.filter(|_| case.is_tracked()) {
+        Some(verified) => crate::domain::records::latest_follow_up(
+            case.followups.values().filter(|f| f.date >= verified),
+        ),
+        None => latest_follow_up(case),
+    };
+    let still_working = seen.is_some_and(|f| f.situation == FollowUpSituation::StillWorking);
     if !open && !still_working {
         return None;
     }

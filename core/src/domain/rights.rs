@@ -99,6 +99,10 @@ pub enum Step {
     /// the way out.
     Remediated {
         unverifies: Option<CaseStatus>,
+        /// The status a verified case keeps, with the tracking the new date gives it, when
+        /// the date itself breaks what that status needs (`check_case_facts`): a closed case
+        /// re-dated after its only follow-up, which closing would have been refused on.
+        refacts: Option<(CaseStatus, Tracking)>,
     },
     /// A write that leaves the case verified (`remediated_on`) before the day of its first
     /// referral, which it was not before: a child is verified withdrawn or prevented after
@@ -163,6 +167,9 @@ pub enum Tracking {
     Unverified,
     /// Verified, and no follow-up dated after the verification day.
     Verified,
+    /// Verified, no follow-up dated after the verification day, and the latest of that day
+    /// (the verification's own visit) found the child still working.
+    WorkingOnTheDay,
     /// Verified, and the latest follow-up dated after the verification day observed this
     /// (`records::latest_follow_up`: of several on that day, the most worrying).
     FollowedUp(FollowUpSituation),
@@ -176,9 +183,13 @@ impl Tracking {
             return Tracking::Unverified;
         };
         let after = case.followups.values().filter(|f| f.date > verified);
-        match crate::domain::records::latest_follow_up(after) {
-            Some(latest) => Tracking::FollowedUp(latest.situation),
-            None => Tracking::Verified,
+        if let Some(latest) = crate::domain::records::latest_follow_up(after) {
+            return Tracking::FollowedUp(latest.situation);
+        }
+        let that_day = case.followups.values().filter(|f| f.date == verified);
+        match crate::domain::records::latest_follow_up(that_day) {
+            Some(f) if f.situation == FollowUpSituation::StillWorking => Tracking::WorkingOnTheDay,
+            _ => Tracking::Verified,
         }
     }
 }
@@ -212,10 +223,18 @@ pub fn check_case_facts(to: CaseStatus, tracking: Tracking) -> Result<(), NotAll
                 to.as_str()
             )))
         }
+        (CaseStatus::Withdrawn | CaseStatus::Prevented, Tracking::WorkingOnTheDay) => {
+            Err(not_allowed(format!(
+                "a case cannot become {} on its verification date (remediated_on) when a \
+                 follow-up that day finds the child still working: date the verification from \
+                 the day the child was seen not working",
+                to.as_str()
+            )))
+        }
         (CaseStatus::Closed, Tracking::Unverified) => Err(not_allowed(
             "a case is closed only once verified withdrawn or prevented (remediated_on)",
         )),
-        (CaseStatus::Closed, Tracking::Verified) => Err(not_allowed(
+        (CaseStatus::Closed, Tracking::Verified | Tracking::WorkingOnTheDay) => Err(not_allowed(
             "a case is closed only after a follow-up after its verification finds the child not \
              working",
         )),
@@ -509,11 +528,19 @@ pub fn check_step(role: Role, user: Uuid, step: &Step) -> Result<(), NotAllowed>
         ))),
         Step::Remediated {
             unverifies: Some(status),
+            ..
         } => Err(not_allowed(format!(
             "a {} case keeps its verification date (remediated_on): reopen it to identified first",
             status.as_str()
         ))),
-        Step::Remediated { unverifies: None } => Ok(()),
+        Step::Remediated {
+            unverifies: None,
+            refacts: Some((status, tracking)),
+        } => check_case_facts(*status, *tracking),
+        Step::Remediated {
+            unverifies: None,
+            refacts: None,
+        } => Ok(()),
         Step::Merge if role != Role::Supervisor => {
             Err(not_allowed("only a supervisor may merge cases"))
         }
@@ -797,8 +824,22 @@ fn case_steps(before: Option<&ChildCase>, after: &ChildCase, steps: &mut Vec<Ste
             after.status,
             CaseStatus::Withdrawn | CaseStatus::Prevented | CaseStatus::Closed
         );
+        // The date judged with the follow-ups held before the write (those it adds are
+        // observations, never refused for a decision), where the status stays: a status
+        // step judges its own facts.
+        let redated = ChildCase {
+            followups: before_or_empty.followups.clone(),
+            ..after.clone()
+        };
+        let refacts = (needs_date
+            && from == after.status
+            && after.remediated_on.is_some()
+            && before.is_some_and(|b| check_case_facts(b.status, Tracking::of(b)).is_ok()))
+        .then(|| (after.status, Tracking::of(&redated)))
+        .filter(|(status, tracking)| check_case_facts(*status, *tracking).is_err());
         steps.push(Step::Remediated {
             unverifies: (needs_date && after.remediated_on.is_none()).then_some(after.status),
+            refacts,
         });
     }
     if after.merged_into != before.and_then(|b| b.merged_into)
