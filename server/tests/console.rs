@@ -1181,6 +1181,53 @@ fn a_verification_before_the_first_referral_says_the_referrals_date() {
     );
 }
 
+/// Verifying a case withdrawn on the day a follow-up found the child still working: refused,
+/// the page saying why (it said the step existed no more, to reload the page, which changed
+/// nothing while it still offered the step).
+#[test]
+fn a_verification_on_a_day_the_child_was_seen_working_says_why() {
+    let s = setup();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let case = case_receiving_services(&s, dir.path(), None);
+    let mut monitor = Device::enrol(
+        dir.path(),
+        &s.data,
+        "moniteur-vu",
+        Role::CommunityMonitor,
+        &[C01],
+        15,
+    );
+    monitor.sync(&s.hub.url).expect("sync");
+    let seen = identified_on() + chrono::Days::new(20);
+    monitor
+        .store
+        .add_follow_up(
+            case,
+            FollowUp::new(seen, FollowUpSituation::StillWorking, None),
+        )
+        .expect("follow-up");
+    monitor.sync(&s.hub.url).expect("sync");
+    let mut browser = signed_in(&s, "sup.vu");
+    let page = format!("/console/cases/{case}");
+    let csrf = browser.get(&page).csrf();
+    let refused = browser.post(
+        &format!("{page}/status"),
+        &[
+            ("csrf", &csrf),
+            ("to", "withdrawn"),
+            ("date", &seen.to_string()),
+            ("confirm", "yes"),
+        ],
+    );
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(
+        refused.body.contains("à sa date de vérification"),
+        "{}",
+        refused.body
+    );
+    assert!(!refused.body.contains("rechargez"), "{}", refused.body);
+}
+
 /// A page of the same site (another port or subdomain of the hub's host: its requests carry
 /// the supervisor's session) sends her browser to a child's page or to the personal export:
 /// nothing is shown, downloaded or journaled in her name. A navigation gets a link to follow
@@ -2030,6 +2077,10 @@ fn a_duplicate_of_another_community_is_merged_by_its_code() {
         merged.body.contains(&f.my_case.to_string()),
         "names the case kept"
     );
+    // Work goes on the case kept: the duplicate's page offers no referral or follow-up (a
+    // referral there was refused as if the case's status forbade it).
+    assert!(!merged.body.contains("referral-form"), "{}", merged.body);
+    assert!(!merged.body.contains("follow-up-form"), "{}", merged.body);
     // The case kept shows the file of the registration merged into it.
     let kept_page = browser.get(&format!("/console/cases/{}", f.my_case));
     let link = format!(
@@ -2318,6 +2369,29 @@ fn a_visit_validated_in_the_console_is_validated_on_the_phone_after_its_sync() {
     let visit: Visit = f.mine.store.get(f.my_visit).expect("visit");
     assert_eq!(visit.status, VisitStatus::Validated);
     assert_eq!(visit.review_comment, "Rapport complet, merci.");
+    // Found wrong once validated, it is returned from its page (the page it was read on).
+    let validated = browser.get(&format!("/console/visits/{}", f.my_visit));
+    assert!(
+        validated.body.contains("Renvoyer cette visite validée"),
+        "{}",
+        validated.body
+    );
+    let version = hidden(&validated.body, "version").expect("the page's version");
+    let returned = browser.post(
+        &format!("/console/visits/{}", f.my_visit),
+        &[
+            ("csrf", &csrf),
+            ("version", &version),
+            ("back", "visit"),
+            ("action", "return"),
+            ("comment", "Les âges des enfants manquent."),
+        ],
+    );
+    assert_eq!(returned.status, 303, "{}", returned.body);
+    f.mine.sync(&s.hub.url).expect("sync");
+    let visit: Visit = f.mine.store.get(f.my_visit).expect("visit");
+    assert_eq!(visit.status, VisitStatus::Returned);
+    assert_eq!(visit.review_comment, "Les âges des enfants manquent.");
     // A case step, a referral and a follow-up through the console reach the phone too.
     let case_path = format!("/console/cases/{}", f.my_case);
     let case_page = browser.get(&case_path);

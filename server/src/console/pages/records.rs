@@ -727,6 +727,8 @@ struct VisitPage {
     fields: Vec<Field>,
     findings: String,
     submitted: bool,
+    /// A validated visit, which may still be returned (found wrong).
+    validated: bool,
     comment: String,
     error: Option<String>,
     conflicts: Vec<ConflictLine>,
@@ -1285,6 +1287,7 @@ fn visit_page_of(
         fields,
         findings: visit.findings.clone(),
         submitted: visit.status == vigie_core::VisitStatus::Submitted,
+        validated: visit.status == vigie_core::VisitStatus::Validated,
         comment,
         error,
         conflicts,
@@ -1390,7 +1393,12 @@ pub async fn review_visit(
             // The page offers a review of a submitted visit only: a form sent from a page
             // opened before another supervisor validated it would return the visit validated
             // since, undoing their decision unseen.
-            if visit.status != vigie_core::VisitStatus::Submitted {
+            // A validated visit found wrong is returned from its page too, the page it was
+            // read on named (its version), never from the queue's one-click validation.
+            let returning_validated = visit.status == vigie_core::VisitStatus::Validated
+                && matches!(review, Review::Return { .. })
+                && form.version.as_deref().is_some_and(|seen| !seen.is_empty());
+            if visit.status != vigie_core::VisitStatus::Submitted && !returning_validated {
                 return Err(Error::NotAllowed {
                     rule: "only a submitted visit is reviewed from its page".into(),
                 });
@@ -1432,17 +1440,25 @@ pub async fn review_visit(
                 Ok(Redirect::to(&back).into_response())
             }
             Err(refused) => {
+                // A return asked from a validated visit's page (its version named).
+                let returning = matches!(review, Review::Return { .. })
+                    && form.version.as_deref().is_some_and(|seen| !seen.is_empty());
                 let message = match (found, &refused) {
                     _ if changed => t.get("review.changed").to_string(),
-                    // Reviewed meanwhile (another supervisor, the same form sent twice).
-                    (Some(status), _) if status != vigie_core::VisitStatus::Submitted => t.fmt(
-                        "review.not_submitted",
-                        t.code("visit_status", status.as_str()),
-                    ),
                     (_, Error::Validation(v))
                         if v.field == "review_comment" && form.comment.trim().is_empty() =>
                     {
                         t.get("review.comment_needed").to_string()
+                    }
+                    // Reviewed meanwhile (another supervisor, the same form sent twice).
+                    (Some(status), _)
+                        if status != vigie_core::VisitStatus::Submitted
+                            && !(returning && status == vigie_core::VisitStatus::Validated) =>
+                    {
+                        t.fmt(
+                            "review.not_submitted",
+                            t.code("visit_status", status.as_str()),
+                        )
                     }
                     _ => t.refusal(&refused),
                 };
@@ -2615,10 +2631,15 @@ pub async fn case_status(
                         first_referral.map(|d| t.day(d)).unwrap_or_default(),
                     )
                 }
-                // A step the page offered no more (a stale page, another supervisor meanwhile).
-                (Error::NotAllowed { .. }, Some(from), _) => t
-                    .fmt("case.status_refused", t.code("status", from.as_str()))
-                    .replacen("{}", &t.code("status", to.as_str()), 1),
+                // A step the page offered no more (a stale page, another supervisor meanwhile);
+                // a step the case's record refuses says why (a follow-up that day saw the
+                // child still working: reloading the page would change nothing).
+                (Error::NotAllowed { .. }, Some(from), _)
+                    if vigie_core::rights::check_case_transition(from, to, who.role).is_err() =>
+                {
+                    t.fmt("case.status_refused", t.code("status", from.as_str()))
+                        .replacen("{}", &t.code("status", to.as_str()), 1)
+                }
                 _ => t.refusal(&e),
             });
         case_outcome(
@@ -2721,7 +2742,9 @@ pub async fn case_referral(
         let reference = hub.backend.reference()?;
         let key = entry.unwrap_or_else(Uuid::now_v7);
         let outcome = change::<ChildCase>(hub, &who, id, &mut |case| {
-            status = Some(case.status);
+            // A merged duplicate's refusal is the core's (work on the case kept), not its
+            // status's.
+            status = Some(case.status).filter(|_| !case.is_merged_duplicate());
             // This form's referral, recorded by the same form sent before.
             recorded = case.referrals.contains_key(&key);
             if recorded {
