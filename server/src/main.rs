@@ -2176,7 +2176,28 @@ fn quarantine(command: QuarantineCommand) -> Result<(), String> {
              visits made and is in no review queue"
         );
     }
+    // Changes of a user deactivated and handed over since: the case they bring is theirs
+    // still, which the hand-over made before could not take.
+    if accept
+        && let Some(record) = record
+        && let Some(user) = assigned_to_inactive(&*backend, record)
+    {
+        eprintln!(
+            "vigie: warning: the case is assigned to user {user}, who is deactivated: no one \
+             follows it up until it is handed over: vigie user hand-over --from {user} --to \
+             <user>"
+        );
+    }
     Ok(())
+}
+
+/// The deactivated user a child case the hub holds is assigned to (`identified_by`), if so.
+fn assigned_to_inactive(backend: &dyn Backend, record: Uuid) -> Option<Uuid> {
+    let mut view = backend.open_view().ok()?;
+    backend.refresh_view(&mut view).ok()?;
+    let case: vigie_core::ChildCase = view.store.get(record).ok()?;
+    let user = backend.user(case.identified_by).ok()??;
+    (!user.active).then_some(user.id)
 }
 
 /// How `vigie serve` carries records over the network: its own TLS, or in clear where that

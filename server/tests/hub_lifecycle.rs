@@ -1134,9 +1134,16 @@ fn a_deactivated_users_device_keeps_nothing() {
         &["quarantine", "accept", "--entry", &stray, "--by", &by],
     );
     assert!(error.contains("never worked"), "{error}");
-    common::surface::admin_lines(
+    let accepted = common::surface::admin(
         &data,
         &["quarantine", "accept", "--entry", &number, "--by", &by],
+    );
+    assert!(accepted.status.success());
+    // Its monitor deactivated, the case is no one's to follow up: said, with what to do.
+    let said = String::from_utf8_lossy(&accepted.stderr);
+    assert!(
+        said.contains("who is deactivated") && said.contains(&user.to_string()),
+        "{said}"
     );
     let hub = Hub::start(&data);
     let mut reviewer = plain_device(dir.path(), &data, "reviewer", Role::Supervisor, &[DISTRICT]);

@@ -1132,7 +1132,10 @@ fn quarantine_page(
     let t = ctx.tr();
     let reference = hub.backend.reference()?;
     let scope = viewer.principal().scope(&reference);
-    let names = user_names(&hub.backend.users()?);
+    let users = hub.backend.users()?;
+    let names = user_names(&users);
+    let inactive: std::collections::HashSet<Uuid> =
+        users.iter().filter(|u| !u.active).map(|u| u.id).collect();
     // A lost or stolen phone's work, which a colleague's phone carried (its device revoked).
     let revoked = crate::backend::revoked_devices(hub.backend.as_ref())?;
     let who = viewer.principal();
@@ -1201,6 +1204,17 @@ fn quarantine_page(
                     (
                         q.kind == Some(RecordKind::Visit) && q.status_after == Some("draft"),
                         "quarantine.draft_visit",
+                    ),
+                    // The case follows whoever it is assigned to: its deactivated author's,
+                    // until handed over again (a hand-over made before could not take it).
+                    (
+                        q.kind == Some(RecordKind::ChildCase)
+                            && case
+                                .as_ref()
+                                .map_or(inactive.contains(&q.user), |c| {
+                                    inactive.contains(&c.identified_by)
+                                }),
+                        "quarantine.assignee_inactive",
                     ),
                 ]
                 .into_iter()
