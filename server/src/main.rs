@@ -1000,6 +1000,16 @@ fn run(cli: Cli) -> Result<(), String> {
             command: UserCommand::HandOver { hub, from, to },
         } => {
             let backend = hub.open()?;
+            // Journaled before the first batch too: a run stopped midway leaves the cases of
+            // the batches it committed handed over, which its entry says were begun (the run
+            // again counts only those left).
+            journal(
+                &*backend,
+                None,
+                "cases_hand_over_begun",
+                Some(to),
+                &from_command_line(&from.to_string()),
+            );
             let handed = vigie_server::backend::hand_over_cases(&*backend, from, to).map_err(
                 |e| match e {
                     vigie_core::Error::NotFound { .. } => format!("no such user: {to}"),
@@ -1964,6 +1974,15 @@ fn reference(command: ReferenceCommand) -> Result<(), String> {
                 .ok_or_else(|| {
                     format!("{target} is not a community of an area tree in force (vigie reference list)")
                 })?;
+            let filed_under = area.codes().join(" › ");
+            // Journaled before the first batch too (`cases_hand_over_begun`).
+            journal(
+                &*backend,
+                None,
+                "records_refile_begun",
+                None,
+                &from_command_line(&format!("{community} → {filed_under}")),
+            );
             let refiled = vigie_server::backend::refile_community(&*backend, &community, &area)
                 .map_err(|e| e.to_string())?;
             if refiled.held == 0 {
@@ -1972,7 +1991,6 @@ fn reference(command: ReferenceCommand) -> Result<(), String> {
                      exactly, capitals included)"
                 );
             }
-            let filed_under = area.codes().join(" › ");
             journal(
                 &*backend,
                 None,

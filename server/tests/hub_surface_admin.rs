@@ -1361,6 +1361,16 @@ fn a_leavers_open_cases_are_handed_over_to_their_successor() {
         let case: ChildCase = successor.store.get(*id).unwrap();
         assert_eq!(case.identified_by, successor.user());
     }
+    // Journaled as begun, then as done: a run stopped midway leaves its begun entry.
+    let actions: Vec<String> = admin_lines(&data, &["audit"])
+        .iter()
+        .map(|l| l["action"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let at = |action: &str| actions.iter().position(|a| a == action);
+    assert!(
+        at("cases_hand_over").unwrap() < at("cases_hand_over_begun").unwrap(),
+        "newest first: {actions:?}"
+    );
     // Nothing left to hand over: the command says so, and changes nothing.
     let again = admin_lines(&data, &["user", "hand-over", "--from", &from, "--to", &to]);
     assert_eq!(again[0]["handed_over"], 0);

@@ -1209,11 +1209,9 @@ fn quarantine_page(
                     // until handed over again (a hand-over made before could not take it).
                     (
                         q.kind == Some(RecordKind::ChildCase)
-                            && case
-                                .as_ref()
-                                .map_or(inactive.contains(&q.user), |c| {
-                                    inactive.contains(&c.identified_by)
-                                }),
+                            && case.as_ref().map_or(inactive.contains(&q.user), |c| {
+                                inactive.contains(&c.identified_by)
+                            }),
                         "quarantine.assignee_inactive",
                     ),
                 ]
