@@ -1802,6 +1802,10 @@ fn a_supervisor_finds_nothing_of_another_region_on_any_page() {
     let s = setup();
     let mut f = field(&s);
     let mut browser = signed_in(&s, "sup.scope");
+    // Each alert says which record it is: a case by its code, a visit as one.
+    let alerts = browser.get("/console/alerts");
+    assert!(alerts.body.contains("<td>CASE</td>"), "{}", alerts.body);
+    assert!(alerts.body.contains("<td>Visite</td>"), "{}", alerts.body);
     let theirs = [
         THEIR_CHILD.to_string(),
         f.their_case.to_string(),

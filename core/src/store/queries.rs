@@ -239,6 +239,10 @@ pub struct Alert {
     pub at: DateTime<Utc>,
     pub district: String,
     pub community: String,
+    /// A child case's code (none for a visit): which child each line is, on lists that look
+    /// alike ("hazardous work, community 01" four times).
+    #[cfg_attr(feature = "uniffi", uniffi(default = None))]
+    pub case_code: Option<String>,
 }
 
 /// A visit with what makes it urgent: a submitted one waiting for review, or one of a list
@@ -915,7 +919,7 @@ pub(crate) fn alerts(
     let f = alert_filter(area, scope, today_ms(conn)?);
     let (tail, params) = f.finish_in(&ALERT_ORDER, slice)?;
     let sql = format!(
-        "SELECT r.id, a.kind, a.severity, a.at_ms, (SELECT code FROM area_codes WHERE id = a.district), (SELECT code FROM area_codes WHERE id = a.community), {}
+        "SELECT r.id, a.kind, a.severity, a.at_ms, (SELECT code FROM area_codes WHERE id = a.district), (SELECT code FROM area_codes WHERE id = a.community), (SELECT case_code FROM child_index WHERE record = a.record), {}
          FROM alert_index a JOIN records r ON r.rowid = a.record {tail}",
         ALERT_ORDER.select()
     );
@@ -929,6 +933,7 @@ pub(crate) fn alerts(
             at: instant_col(row, 3)?,
             district: row.get(4)?,
             community: row.get(5)?,
+            case_code: row.get(6)?,
         })
     })
 }

@@ -1484,6 +1484,8 @@ pub async fn review_visit(
 
 pub struct AlertLine {
     href: String,
+    /// Which record: a case by its code, a visit as one.
+    what: String,
     severity: &'static str,
     class: &'static str,
     when: String,
@@ -1544,6 +1546,10 @@ pub async fn alerts(State(hub): State<Arc<Hub>>, ctx: Ctx, Query(q): Query<PageQ
                 let (severity, class) = severity_label(t, a.severity, a.kind);
                 AlertLine {
                     href: record_href(a.kind, a.id),
+                    what: a
+                        .case_code
+                        .clone()
+                        .unwrap_or_else(|| t.code("record_kind", a.kind.as_str())),
                     severity,
                     class,
                     when: t.day(a.at.date_naive()),
