@@ -12,7 +12,7 @@ use common::*;
 use tempfile::TempDir;
 use uuid::Uuid;
 use vigie_core::sync::wire::{PushEntry, PushOutcome};
-use vigie_core::sync::{COMBINED_WITH_OTHERS, Refusal, RefusalDetail, SyncOptions};
+use vigie_core::sync::{Refusal, SyncOptions};
 use vigie_core::*;
 
 /// A community monitor of C01, a supervisor of the region, and the hub they sync with.
