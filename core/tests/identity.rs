@@ -998,10 +998,11 @@ fn a_change_in_the_receivers_name_that_it_never_made_is_refused() {
 
 /// A monitor's late step made on an older copy of a case (referred → receiving services, after
 /// a long note, offline), brought by peer sync to the supervisor who closed the case
-/// meanwhile: its value would win the merge and take the case back from closed, a step no
-/// monitor may take. Not taken, as the hub refuses it; the case stays closed.
+/// meanwhile: it stands beside the closure as a conflict, whichever value the merge shows, as
+/// the hub keeps it (it was refused when hers was shown, her note with it); the monitor may
+/// not settle it, the supervisor keeps the closure.
 #[test]
-fn a_peers_late_step_does_not_take_a_closure_back() {
+fn a_peers_late_step_stands_beside_a_closure() {
     let dir = TempDir::new().unwrap();
     let (_hub, mut supervisor, mut monitor, _) = enrolled(&dir);
     let case = monitor.create_case(C01, NAME_C01);
@@ -1031,19 +1032,38 @@ fn a_peers_late_step_does_not_take_a_closure_back() {
         .transition_case(case, CaseStatus::Closed)
         .unwrap();
 
+    let note = "Vue au champ de cacao avec son oncle. ".repeat(20);
     let mut noted: ChildCase = monitor.store.get(case).unwrap();
-    noted.notes = "Vue au champ de cacao avec son oncle. ".repeat(20);
+    noted.notes = note.clone();
     monitor.store.update(&noted).unwrap();
     monitor
         .store
         .transition_case(case, CaseStatus::ReceivingServices)
         .unwrap();
-    let closed = supervisor.store.export_document(case).unwrap();
     let beside = monitor.create_case(C01, "Mariam Koné");
     peer(&mut monitor, &mut supervisor).unwrap();
-    let kept: ChildCase = supervisor.store.get(case).unwrap();
-    assert_eq!(kept.status, CaseStatus::Closed);
-    assert!(supervisor.store.export_document(case).unwrap() == closed);
+    let status = ["status".to_string()];
+    for store in [&supervisor.store, &monitor.store] {
+        let read: ChildCase = store.get(case).unwrap();
+        assert_eq!(read.notes, note);
+        let conflicts = store.conflicts(case).unwrap();
+        assert!(conflicts.iter().any(|c| c.path == status), "{conflicts:?}");
+    }
+    let closed = serde_json::json!("closed");
+    assert!(matches!(
+        monitor.store.resolve_conflict(case, &status, &closed),
+        Err(Error::NotAllowed { .. })
+    ));
+    supervisor
+        .store
+        .resolve_conflict(case, &status, &closed)
+        .unwrap();
+    peer(&mut monitor, &mut supervisor).unwrap();
+    for store in [&supervisor.store, &monitor.store] {
+        let read: ChildCase = store.get(case).unwrap();
+        assert_eq!(read.status, CaseStatus::Closed);
+        assert!(store.conflicts(case).unwrap().is_empty());
+    }
     // The session goes on with the others.
     assert!(supervisor.store.kind_of(beside).is_ok());
 }

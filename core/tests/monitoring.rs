@@ -811,6 +811,19 @@ fn a_verification_follows_what_was_seen_and_its_date_keeps_the_status_it_stands_
             "{rule}"
         );
     }
+    // Nor when a later visit found her in school (the verification typed after it).
+    as_role(&mut store, Role::CommunityMonitor)
+        .add_follow_up(c.id, follow_up(date(2025, 10, 20)))
+        .unwrap();
+    let rule = not_allowed(as_role(&mut store, Role::Supervisor).transition_case_on(
+        c.id,
+        CaseStatus::Withdrawn,
+        date(2025, 10, 10),
+    ));
+    assert!(
+        rule.contains("that day finds the child still working"),
+        "{rule}"
+    );
     let c = as_role(&mut store, Role::Supervisor)
         .transition_case_on(c.id, CaseStatus::Withdrawn, date(2025, 10, 11))
         .unwrap();
@@ -826,6 +839,15 @@ fn a_verification_follows_what_was_seen_and_its_date_keeps_the_status_it_stands_
         )
         .unwrap();
     assert!(alerted(&store, c.id));
+    // Reopened, the case is referred again before it goes on: not through the old referral,
+    // by a monitor's plain update either.
+    let c = as_role(&mut store, Role::Supervisor)
+        .transition_case(c.id, CaseStatus::Identified)
+        .unwrap();
+    let mut on = c.clone();
+    on.status = CaseStatus::ReceivingServices;
+    let rule = not_allowed(as_role(&mut store, Role::CommunityMonitor).update(&on));
+    assert!(rule.contains("refer"), "{rule}");
 
     // Closed on a follow-up in school after the verification; the verification re-dated after
     // it would leave the case closed on no follow-up after its verification.

@@ -105,35 +105,42 @@ pub fn journal_path(data: &Path, key: &KeyOptions) -> Result<PathBuf, String> {
     Ok(beside_key(&journal_key_file(data, key)?, JOURNAL_FILE))
 }
 
-/// Which hub `database` is, as its journal's home file names it: the embedded hub's data
-/// directory, or the PostgreSQL database (its address without credentials: the file is
-/// beside the key, but a password has no business in it).
-fn home_of(database: &Database) -> String {
+/// The embedded hub's data directory as its journal's home file names it; none on PostgreSQL,
+/// whose copies are other databases `pg_restore` fills (a database's address has spellings
+/// enough to refuse the hub itself, and may carry its password).
+fn home_of(database: &Database) -> Option<String> {
     match database {
         Database::Embedded { data, .. } => {
             let data = std::fs::canonicalize(data).unwrap_or_else(|_| data.clone());
-            format!("embedded {}\n", data.display())
+            Some(format!("embedded {}\n", data.display()))
         }
-        Database::Postgres { url, .. } => {
-            let (scheme, rest) = url.split_once("://").unwrap_or(("postgresql", url));
-            let rest = rest.rsplit_once('@').map_or(rest, |(_, at)| at);
-            format!("{scheme}://{rest}\n")
-        }
+        Database::Postgres { .. } => None,
     }
 }
 
+/// Whether the home file's text names a data directory that holds a hub still: not one gone
+/// (a disk lost, the hub moved), whose journal a hub restored elsewhere takes over.
+fn home_holds_a_hub(named: &str) -> bool {
+    named
+        .trim_end()
+        .strip_prefix("embedded ")
+        .is_some_and(|data| Path::new(data).join("hub.db").exists())
+}
+
 /// The hub the journal `database`'s key keeps is kept for, when it is another than
-/// `database` (a copy of its data opened with its key): erasures and revocations are made on
-/// that hub, not on a copy, whose journal lines it would do again when it next starts. `None`
-/// for the hub itself, or while no `vigie serve` has named one (a journal from before homes
-/// were kept, until the hub is next served), or with no journal.
+/// `database` that holds a hub still (`database` is a copy of its data opened with its key):
+/// erasures and revocations are made on that hub, not on a copy, whose journal lines it would
+/// do again when it next starts. `None` for the hub itself, for a hub whose home is gone (it
+/// takes the journal over when it is next served), while no hub is named (a journal from
+/// before homes were kept), with no journal, and on PostgreSQL.
 pub fn kept_for_another(database: &Database) -> Option<String> {
     let (data, key) = match database {
         Database::Embedded { data, key } | Database::Postgres { data, key, .. } => (data, key),
     };
+    let this = home_of(database)?;
     let home = beside_key(&journal_key_file(data, key).ok()?, HOME_FILE);
     let named = std::fs::read_to_string(home).ok()?;
-    (named != home_of(database)).then(|| named.trim_end().to_string())
+    (named != this && home_holds_a_hub(&named)).then(|| named.trim_end().to_string())
 }
 
 /// The journal the key found for a hub in `data` keeps, if it records any action: the key
@@ -188,6 +195,11 @@ fn is_action_line(line: &str) -> bool {
 const HEADER: &str = "# Vigie: erasures and device revocations this hub must never undo, \
                       redone when it opens. Keep with the key, apart from backups of the data; \
                       never edit.\n";
+
+/// Why a copy of the hub opened with its key takes no erasure or revocation (`Journaled`).
+pub const ON_A_COPY: &str = "this is a copy of the hub opened with its key (a backup looked \
+     into): erasures and device revocations are made on the hub, which would do again at its \
+     next start what is done here";
 
 /// What the audit log says of an action done again (`ERASE_REASONS`' kind of code).
 pub const REAPPLIED: &str = "reapplied_after_restore";
@@ -636,15 +648,23 @@ pub fn keep(
              the key"
         );
     }
-    // The hub served is the one its journal is kept for; a new journal, the hub that made it.
-    let home = &journal.home;
-    if prepared.is_ok() && (serving || !existed) {
-        let named = home_of(database);
-        if std::fs::read_to_string(home).ok().as_deref() != Some(named.as_str())
-            && let Err(e) = write_aside_then_name(home, ".journal-home-", &named)
-        {
-            tracing::warn!(file = %home.display(), error = %e, "cannot write the file");
-        }
+    // The hub that made the journal is the one it is kept for, and the one served when no
+    // other holding a hub is named (a journal from before homes were kept, a hub moved or
+    // restored elsewhere after its disk was lost); a copy served to be looked into is not.
+    let copy_of = kept_for_another(database);
+    if let (Ok(()), Some(named), None) = (&prepared, home_of(database), &copy_of)
+        && (serving || !existed)
+        && std::fs::read_to_string(&journal.home).ok().as_deref() != Some(named.as_str())
+        && let Err(e) = write_aside_then_name(&journal.home, ".journal-home-", &named)
+    {
+        tracing::warn!(file = %journal.home.display(), error = %e, "cannot write the file");
+    }
+    if let Some(home) = &copy_of {
+        tracing::warn!(
+            hub = %home,
+            "a copy of the hub opened with its key (a backup looked into): it takes no erasure \
+             or device revocation, which the hub would do again at its next start"
+        );
     }
     if let Err(e) = prepared {
         tracing::warn!(
@@ -658,6 +678,7 @@ pub fn keep(
     let journaled = Journaled {
         inner: backend,
         journal,
+        copy_of,
         revoked_unknown,
         marked_ms: std::sync::atomic::AtomicI64::new(chrono::Utc::now().timestamp_millis()),
     };
@@ -897,6 +918,8 @@ fn reapply(
 struct Journaled {
     inner: Box<dyn Backend>,
     journal: Journal,
+    /// The hub this is a copy of (`kept_for_another`): it takes no irreversible action.
+    copy_of: Option<String>,
     /// Devices the journal says were revoked, which the storage does not know: enrolled after
     /// the copy it was restored from. A lost phone among them is still told to wipe.
     revoked_unknown: std::collections::HashSet<Uuid>,
@@ -963,6 +986,9 @@ impl Backend for Journaled {
     /// (the link cut at the commit) is done but was journaled by no one, and the operator's
     /// second try is what journals it (else a restore would bring the phone back).
     fn revoke(&self, device: Uuid) -> Result<bool, AuthError> {
+        if self.copy_of.is_some() {
+            return Err(AuthError::Storage(ON_A_COPY.into()));
+        }
         let revoked = self.inner.revoke(device)?;
         if revoked || self.inner.is_revoked(device)? {
             self.note([Action::Revoke(device)])
@@ -973,6 +999,11 @@ impl Backend for Journaled {
 
     /// An erasure found done already is journaled too, as a revocation is (`revoke`).
     fn erase(&self, by: Uuid, record: Uuid) -> Result<vigie_core::sync::ErasedRecords, Error> {
+        if self.copy_of.is_some() {
+            return Err(Error::NotAllowed {
+                rule: ON_A_COPY.into(),
+            });
+        }
         let erased = match self.inner.erase(by, record) {
             Err(Error::NotAllowed { rule }) if rule == crate::backend::ERASED_ALREADY => {
                 self.note([Action::Erase(record)])

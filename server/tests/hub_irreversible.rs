@@ -382,6 +382,13 @@ fn an_erasure_or_revocation_on_a_copy_looked_into_is_refused_and_reaches_no_hub(
         out.to_str().unwrap(),
     ]);
     assert!(exported.status.success(), "{}", stderr(&exported));
+    // Served to be looked into through its console, it takes none either (a copy served
+    // took the journal over, and the hub's own erasures were refused as a copy's).
+    let mut served_copy = Hub::new(&look, None, false);
+    served_copy.extra_args = vec!["--key-file".into(), key_arg.into()];
+    served_copy.restart();
+    served_copy.stop();
+    assert!(!erase(look_arg, Some(key_arg)).status.success());
 
     hub.stop();
     hub.restart();

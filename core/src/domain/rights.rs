@@ -167,8 +167,8 @@ pub enum Tracking {
     Unverified,
     /// Verified, and no follow-up dated after the verification day.
     Verified,
-    /// Verified, no follow-up dated after the verification day, and the latest of that day
-    /// (the verification's own visit) found the child still working.
+    /// Verified on a day whose latest follow-up (the verification's own visit) found the
+    /// child still working, whatever was seen since.
     WorkingOnTheDay,
     /// Verified, and the latest follow-up dated after the verification day observed this
     /// (`records::latest_follow_up`: of several on that day, the most worrying).
@@ -182,14 +182,18 @@ impl Tracking {
         let Some(verified) = case.remediated_on else {
             return Tracking::Unverified;
         };
-        let after = case.followups.values().filter(|f| f.date > verified);
-        if let Some(latest) = crate::domain::records::latest_follow_up(after) {
-            return Tracking::FollowedUp(latest.situation);
-        }
+        // A verification dated on a day a visit found the child working stands for nothing,
+        // whatever was seen since (a supervisor typing the verification after the next visit).
         let that_day = case.followups.values().filter(|f| f.date == verified);
-        match crate::domain::records::latest_follow_up(that_day) {
-            Some(f) if f.situation == FollowUpSituation::StillWorking => Tracking::WorkingOnTheDay,
-            _ => Tracking::Verified,
+        if crate::domain::records::latest_follow_up(that_day)
+            .is_some_and(|f| f.situation == FollowUpSituation::StillWorking)
+        {
+            return Tracking::WorkingOnTheDay;
+        }
+        let after = case.followups.values().filter(|f| f.date > verified);
+        match crate::domain::records::latest_follow_up(after) {
+            Some(latest) => Tracking::FollowedUp(latest.situation),
+            None => Tracking::Verified,
         }
     }
 }
@@ -223,18 +227,19 @@ pub fn check_case_facts(to: CaseStatus, tracking: Tracking) -> Result<(), NotAll
                 to.as_str()
             )))
         }
-        (CaseStatus::Withdrawn | CaseStatus::Prevented, Tracking::WorkingOnTheDay) => {
-            Err(not_allowed(format!(
-                "a case cannot become {} on its verification date (remediated_on) when a \
+        (
+            CaseStatus::Withdrawn | CaseStatus::Prevented | CaseStatus::Closed,
+            Tracking::WorkingOnTheDay,
+        ) => Err(not_allowed(format!(
+            "a case cannot become {} on its verification date (remediated_on) when a \
                  follow-up that day finds the child still working: date the verification from \
                  the day the child was seen not working",
-                to.as_str()
-            )))
-        }
+            to.as_str()
+        ))),
         (CaseStatus::Closed, Tracking::Unverified) => Err(not_allowed(
             "a case is closed only once verified withdrawn or prevented (remediated_on)",
         )),
-        (CaseStatus::Closed, Tracking::Verified | Tracking::WorkingOnTheDay) => Err(not_allowed(
+        (CaseStatus::Closed, Tracking::Verified) => Err(not_allowed(
             "a case is closed only after a follow-up after its verification finds the child not \
              working",
         )),
@@ -462,13 +467,22 @@ pub fn check_status_reached(
     case: &ChildCase,
     since_reopened: bool,
 ) -> Result<(), NotAllowed> {
-    let referred = case.referrals.values().any(|referral| {
-        !since_reopened
-            || case
-                .remediated_on
-                .is_none_or(|verified| referral.date > verified)
-    });
+    let referred = match since_reopened {
+        true => referred_this_episode(case),
+        false => !case.referrals.is_empty(),
+    };
     check_case_status(role, from, case.status, referred)
+}
+
+/// Whether a referral of the episode the case is in was recorded: any, for a case never
+/// verified; one dated after the verification, for a case reopened since (it keeps the
+/// referrals of the episode its verification ended, and waits for a new one: a monitor's
+/// plain update took a reopened case on to services through the old referral).
+fn referred_this_episode(case: &ChildCase) -> bool {
+    case.referrals.values().any(|referral| {
+        case.remediated_on
+            .is_none_or(|verified| referral.date > verified)
+    })
 }
 
 /// Whether `role` may take `step` (acting as user `user`); the error names the rule.
@@ -765,6 +779,22 @@ fn case_steps(before: Option<&ChildCase>, after: &ChildCase, steps: &mut Vec<Ste
     let before_or_empty = before.unwrap_or(&empty);
     if from != after.status {
         let mut step = Step::case_status(from, after);
+        // A case reopened goes on to services only by a referral of its new episode: one this
+        // write records, or one dated after the verification (a monitor's plain update took a
+        // reopened case on to services through the old referral, and settled a reopening so).
+        // A supervisor taking it back to where its verification left it needs none.
+        if let Step::CaseStatus { has_referral, .. } = &mut step
+            && matches!(
+                after.status,
+                CaseStatus::Referred | CaseStatus::ReceivingServices
+            )
+        {
+            *has_referral = referred_this_episode(after)
+                || after
+                    .referrals
+                    .keys()
+                    .any(|k| !before_or_empty.referrals.contains_key(k));
+        }
         // The follow-ups a write adds may come after its status step: a case verified
         // withdrawn offline, then seen still working three months on, is pushed as one write
         // (the phone took each step in turn). Judged on the follow-ups it held before, the

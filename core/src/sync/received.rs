@@ -280,8 +280,8 @@ type HeldRecord<'a> = &'a dyn Fn() -> Result<Option<&'a TypedRecord>>;
 /// A case's status as received, from the one this device's copy shows: a step its maker's
 /// role (the device whose change set the status the merge shows) may take from there, as the
 /// hub judges a push (`sync::hub::admit_content`). Each run's own steps were allowed from the
-/// version it was made on; a late step made on an older copy, whose value wins the merge,
-/// must not take a supervisor's closure back on this phone.
+/// version it was made on; a late step made on an older copy must not take the place of a
+/// supervisor's closure on this phone (beside it, it is a conflict).
 fn check_status_from_held(
     known: &KnownDevices,
     sender: Sender,
@@ -315,7 +315,13 @@ fn check_status_from_held(
             ));
         }
     };
-    if was.status == merged_case.status {
+    // The held status still side by side: a conflict for a supervisor to settle, whichever
+    // of the two the merge shows, as the hub keeps it.
+    if was.status == merged_case.status
+        || doc::concurrent_texts(&merged, "status")
+            .iter()
+            .any(|value| value == was.status.as_str())
+    {
         return Ok(());
     }
     let (now, document) = (&merged_case, &merged);

@@ -2565,9 +2565,14 @@ pub async fn case_status(
                 }
                 return status_done_before(hub, ctx, &viewer, id, to);
             }
-            if case.is_merged_duplicate()
-                || vigie_core::check_case_transition(from, to, Role::Supervisor).is_err()
-            {
+            if case.is_merged_duplicate() {
+                // Merged since the page was opened: said as such, not as the step's.
+                let merged = t.refusal(&Error::NotAllowed {
+                    rule: vigie_core::rights::MERGED_AWAY.into(),
+                });
+                return form_again(hub, ctx, &viewer, id, merged, ("status", Typed::default()));
+            }
+            if vigie_core::check_case_transition(from, to, Role::Supervisor).is_err() {
                 let refused = t
                     .fmt("case.status_refused", t.code("status", from.as_str()))
                     .replacen("{}", &t.code("status", to.as_str()), 1);
@@ -2599,7 +2604,8 @@ pub async fn case_status(
         let mut closable = true;
         let mut first_referral = None;
         let changed = change::<ChildCase>(hub, &who, id, &mut |case| {
-            from = Some(case.status);
+            // A merged duplicate's refusal is the core's (merged since the page was opened).
+            from = Some(case.status).filter(|_| !case.is_merged_duplicate());
             verified_on = case.remediated_on;
             first_referral = case.referrals.values().map(|r| r.date).min();
             closable = vigie_core::rights::check_case_facts(
