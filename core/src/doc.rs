@@ -88,6 +88,7 @@ struct Schema {
     text: &'static [&'static str],
     collections: &'static [&'static str],
     derived: &'static [&'static str],
+    whole: &'static [&'static str],
 }
 
 impl Schema {
@@ -96,7 +97,12 @@ impl Schema {
             text: R::TEXT_FIELDS,
             collections: R::COLLECTIONS,
             derived: R::DERIVED,
+            whole: R::WHOLE_VALUES,
         }
+    }
+
+    fn is_whole(&self, path: &[&str]) -> bool {
+        self.whole.iter().any(|p| Self::matches(p, path))
     }
 
     fn matches(pattern: &str, path: &[&str]) -> bool {
@@ -691,6 +697,22 @@ fn reconcile_map<T: Transactable>(
                     )?;
                 }
             }
+            // One value (a GPS point): put whole when it changes, so that a change beside
+            // another, or beside a clearing, stands as a conflict. Corrected field by field
+            // inside the point, a correction was lost without a word to a clearing of the
+            // point, and two corrections mixed one's latitude with the other's longitude.
+            Json::Object(map) if schema.is_whole(&segments) => {
+                let held = match tx.get(obj, key.as_str())? {
+                    Some((Value::Object(ObjType::Map), id)) => {
+                        Some(hydrated_json(&tx.hydrate(&id, None)?))
+                    }
+                    _ => None,
+                };
+                if held.as_ref() != Some(&without_nulls(map)) {
+                    let child = tx.put_object(obj, key.as_str(), ObjType::Map)?;
+                    reconcile_map(tx, &child, map, path, schema)?;
+                }
+            }
             Json::Object(map) => {
                 let child = match tx.get(obj, key.as_str())? {
                     Some((Value::Object(ObjType::Map), id)) => id,
@@ -731,6 +753,16 @@ fn reconcile_map<T: Transactable>(
         path.pop();
     }
     Ok(())
+}
+
+/// A map of scalars as a document holds it once written: its keys without a value left out.
+fn without_nulls(map: &Map<String, Json>) -> Json {
+    Json::Object(
+        map.iter()
+            .filter(|(_, value)| !value.is_null())
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect(),
+    )
 }
 
 fn scalar_json(s: &ScalarValue) -> Json {

@@ -798,6 +798,69 @@ fn a_date_of_birth_cleared_while_corrected_elsewhere_is_a_conflict() {
     }
 }
 
+/// A workplace's GPS point is one value: cleared on one phone while corrected on another, or
+/// corrected on both, it stands as a conflict of whole points (the correction was lost to the
+/// clearing without a word, and two corrections mixed one's latitude with the other's
+/// longitude, a place no one recorded).
+#[test]
+fn a_gps_point_changed_on_two_phones_is_a_conflict_of_whole_points() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = common::hub_store(&dir.path().join("hub.db"));
+    let mut first = open(&dir, "first.db");
+    let mut second = open(&dir, "second.db");
+    let as_first = common::principal_of(&first, Role::Supervisor, &["CI-R1"]);
+    let as_second = common::principal_of(&second, Role::Supervisor, &["CI-R1"]);
+    common::enrol_all(
+        &mut hub,
+        &mut [(&mut first, &as_first), (&mut second, &as_second)],
+    );
+    let point = |latitude: f64, longitude: f64| GeoPoint {
+        latitude,
+        longitude,
+        accuracy_m: None,
+    };
+    let mut w = Workplace::new("Plantation Kouamé", "cocoa", Formality::Informal, area());
+    w.location.point = Some(point(6.8, -5.2));
+    let w = first.create(&w).unwrap();
+    common::sync(&mut first, &mut hub, &as_first);
+    common::sync(&mut second, &mut hub, &as_second);
+    let at = ["location".to_string(), "point".to_string()];
+    for (one, other) in [
+        (None, Some(point(6.81, -5.2))),
+        (Some(point(6.9, -5.2)), Some(point(6.8, -5.3))),
+    ] {
+        for (store, value) in [(&mut first, one), (&mut second, other)] {
+            let mut edited: Workplace = store.get(w.id).unwrap();
+            edited.location.point = value;
+            store.update(&edited).unwrap();
+        }
+        for _ in 0..2 {
+            common::sync(&mut first, &mut hub, &as_first);
+            common::sync(&mut second, &mut hub, &as_second);
+        }
+        for store in [&first, &second, &hub] {
+            let conflicts = store.conflicts(w.id).unwrap();
+            let on_point: Vec<_> = conflicts.iter().filter(|c| c.path == at).collect();
+            assert_eq!(on_point.len(), 1, "{conflicts:?}");
+            let read: Workplace = store.get(w.id).unwrap();
+            assert!(
+                [one, other].contains(&read.location.point),
+                "a point one of them recorded: {:?}",
+                read.location.point
+            );
+        }
+        let kept = serde_json::to_value(other).unwrap();
+        second.resolve_conflict(w.id, &at, &kept).unwrap();
+        common::sync(&mut second, &mut hub, &as_second);
+        common::sync(&mut first, &mut hub, &as_first);
+        for store in [&first, &second, &hub] {
+            assert!(store.conflicts(w.id).unwrap().is_empty());
+            let read: Workplace = store.get(w.id).unwrap();
+            assert_eq!(read.location.point, other);
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Any interleaving, any merge order
 

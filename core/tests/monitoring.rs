@@ -466,6 +466,60 @@ fn follow_ups_advance_along_the_schedule_in_the_due_lists() {
     assert_eq!((count(None), count(Some(RecordKind::ChildCase))), (2, 1));
 }
 
+/// A visit's planned re-inspection cleared on one of its visitor's devices while moved on
+/// another: a conflict, and the visit stays due by the day one of them planned, whichever the
+/// merge shows (it left the due lists when the cleared value was the one shown).
+#[test]
+fn a_visit_due_side_by_side_with_a_clearing_stays_due() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "device.db", MONITOR);
+    as_role(&mut store, Role::CommunityMonitor);
+    let w = plantation(&mut store);
+    let mut v = Visit::new(
+        VisitKind::CommunityMonitoring,
+        &w,
+        MONITOR,
+        at(2026, 1, 5, 9),
+    );
+    v.follow_up_due = Some(date(2026, 1, 10));
+    let v = store.create(&v).unwrap();
+    let held = store.export_document(v.id).unwrap();
+    // The other device, from the same version: the visit planned a month later.
+    let mut other = automerge::Automerge::load(&held)
+        .unwrap()
+        .with_actor(automerge::ActorId::random());
+    let mut moved: Visit = vigie_core::doc::read_record(&other, v.id).unwrap();
+    moved.follow_up_due = Some(date(2026, 2, 10));
+    let author = ChangeAuthor {
+        user: MONITOR,
+        device: Uuid::now_v7(),
+    };
+    vigie_core::doc::write_record(&mut other, &moved, &author).unwrap();
+    let mut cleared = v.clone();
+    cleared.follow_up_due = None;
+    store.update(&cleared).unwrap();
+    store.merge_document(v.id, &other.save()).unwrap();
+
+    let conflicts = store.conflicts(v.id).unwrap();
+    assert!(
+        conflicts.iter().any(|c| c.field() == "follow_up_due"),
+        "{conflicts:?}"
+    );
+    let due = store
+        .follow_ups_due_of(
+            Some(RecordKind::Visit),
+            None,
+            None,
+            date(2028, 1, 1),
+            Page::first(5),
+        )
+        .unwrap();
+    assert_eq!(
+        due.iter().map(|d| (d.id, d.due)).collect::<Vec<_>>(),
+        vec![(v.id, date(2026, 2, 10))]
+    );
+}
+
 /// A child who turns 18 before the schedule's next date: a follow-up may still plan one before
 /// the birthday; one planned on or after it is refused, naming the field and the day (it was
 /// dropped with nothing said, and a supervisor's form reported it recorded).

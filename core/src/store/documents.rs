@@ -933,7 +933,7 @@ impl TypedRecord {
     fn indexed(&self, concurrent: &[Concurrent]) -> index::Indexed<'_> {
         match self {
             TypedRecord::Workplace(r) => index::Indexed::Workplace(r),
-            TypedRecord::Visit(r) => index::Indexed::Visit(r),
+            TypedRecord::Visit(r) => index::Indexed::Visit(r, r.due_in_conflict(concurrent)),
             TypedRecord::ChildCase(r) => {
                 let alert = derived::case_alert_in_conflict(r, concurrent);
                 index::Indexed::ChildCase(r, r.adult_on_in_conflict(concurrent), alert)

@@ -20,7 +20,9 @@ use uuid::Uuid;
 
 pub(crate) enum Indexed<'a> {
     Workplace(&'a Workplace),
-    Visit(&'a Visit),
+    /// With the day it is due for its re-inspection as its planned days side by side have it
+    /// (`Visit::due_in_conflict`).
+    Visit(&'a Visit, Option<NaiveDate>),
     /// With the day its child turns 18 as the readings in conflict have it
     /// (`ChildCase::adult_on_in_conflict`): the day its alert and due rows end; and its alert
     /// with its day as the readings of its follow-ups in conflict have it
@@ -124,7 +126,7 @@ pub(crate) fn insert_rows(
     let nowhere = Area::default();
     let scoped = match &record {
         Indexed::Workplace(w) => Some((RecordKind::Workplace, &w.location.area)),
-        Indexed::Visit(v) => Some((RecordKind::Visit, &v.area)),
+        Indexed::Visit(v, _) => Some((RecordKind::Visit, &v.area)),
         Indexed::ChildCase(c, ..) => Some((RecordKind::ChildCase, &c.area)),
         Indexed::Reference => Some((RecordKind::Reference, &nowhere)),
         Indexed::User(_) => None,
@@ -146,7 +148,7 @@ pub(crate) fn insert_rows(
     .execute(params![rowid, kind as i64, c, r, d, m])?;
     let place = match &record {
         Indexed::Workplace(w) => w.location.point.map(|p| (RecordKind::Workplace, p)),
-        Indexed::Visit(v) => v.gps.map(|p| (RecordKind::Visit, p)),
+        Indexed::Visit(v, _) => v.gps.map(|p| (RecordKind::Visit, p)),
         _ => None,
     };
     if let Some((kind, point)) = place {
@@ -164,7 +166,7 @@ pub(crate) fn insert_rows(
             .execute(params![rowid, w.name, w.sector, c, r, d, m])?;
             insert_search(tx, rowid, &w.name, also_named)?;
         }
-        Indexed::Visit(v) => {
+        Indexed::Visit(v, due) => {
             let (workplace, visitor) =
                 (id_number(tx, v.workplace_id)?, id_number(tx, v.visitor_id)?);
             tx.prepare_cached(
@@ -206,7 +208,7 @@ pub(crate) fn insert_rows(
                     numbers,
                 )?;
             }
-            if let Some(due) = v.follow_up_due {
+            if let Some(due) = due {
                 let due = (RecordKind::Visit, due, None);
                 insert_due(tx, rowid, due, v.visitor_id, numbers)?;
             }

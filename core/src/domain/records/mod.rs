@@ -101,6 +101,9 @@ pub trait Record: Serialize + DeserializeOwned + Clone + fmt::Debug {
     const COLLECTIONS: &'static [&'static str];
     /// Dotted paths of fields computed from the others by `derive` (never typed by a person).
     const DERIVED: &'static [&'static str] = &[];
+    /// Dotted paths of maps that are one value (a GPS point): written whole when they change,
+    /// never merged field by field.
+    const WHOLE_VALUES: &'static [&'static str] = &[];
     /// The types of reference data whose version the record keeps (`captured_with`).
     const PINNED: &'static [ReferenceType] = &[];
     /// Groups of root fields one act writes together (a visit's review: its status, reviewer

@@ -208,6 +208,21 @@ impl Visit {
     }
 }
 
+impl Visit {
+    /// The day the visit is due for its re-inspection, by the soonest of its planned days side
+    /// by side (`concurrent`: one inspector cleared it, another moved it): it stays due until
+    /// someone chooses, whichever the merge shows.
+    pub fn due_in_conflict(&self, concurrent: &[super::Concurrent]) -> Option<NaiveDate> {
+        concurrent
+            .iter()
+            .filter(|(field, _)| *field == "follow_up_due")
+            .flat_map(|(_, values)| values)
+            .filter_map(|value| serde_json::from_value::<NaiveDate>(value.clone()).ok())
+            .chain(self.follow_up_due)
+            .min()
+    }
+}
+
 impl Record for Visit {
     const KIND: RecordKind = RecordKind::Visit;
     /// A review comment is one reviewer's: two reviews made at once are a conflict kept and
@@ -219,6 +234,10 @@ impl Record for Visit {
         "actions",
         "children_identified",
     ];
+    const WHOLE_VALUES: &'static [&'static str] = &["gps"];
+    /// Its planned re-inspection decides its place in the due lists
+    /// (`Visit::due_in_conflict`).
+    const DECIDING: &'static [&'static str] = &["follow_up_due"];
     // The checklist answered names its own version (`checklist.version`).
     const PINNED: &'static [ReferenceType] = &[ReferenceType::AdministrativeAreas];
     const DECIDED_TOGETHER: &'static [&'static [&'static str]] =

@@ -80,6 +80,7 @@ impl Record for Workplace {
     const KIND: RecordKind = RecordKind::Workplace;
     const TEXT_FIELDS: &'static [&'static str] = &["notes"];
     const COLLECTIONS: &'static [&'static str] = &["buyers", "suppliers"];
+    const WHOLE_VALUES: &'static [&'static str] = &["location.point"];
     const PINNED: &'static [ReferenceType] =
         &[ReferenceType::Sectors, ReferenceType::AdministrativeAreas];
     record_identity!();
