@@ -714,6 +714,7 @@ mod tests {
                 Step::ReferralRemoved,
                 Step::FollowUpRemoved,
                 Step::Merge,
+                Step::ReviewerCleared,
                 Step::MergedDuplicateEdited,
                 Step::VerifiedBeforeReferral,
                 Step::Review { reviewer: None },

@@ -1635,6 +1635,11 @@ fn supervisors_validate_or_return_submitted_visits() {
     assert_eq!(v.status, VisitStatus::Returned);
     assert_eq!(v.review_comment, "Compléter la main-d'œuvre par âge.");
     assert_eq!(v.reviewed_by, Some(SUPERVISOR));
+    // Its reviewer stays named: a supervisor's plain update clearing it is refused.
+    let mut unnamed = v.clone();
+    unnamed.reviewed_by = None;
+    let rule = not_allowed(as_role(&mut store, Role::Supervisor).update(&unnamed));
+    assert!(rule.contains("keeps its reviewer"), "{rule}");
 
     // Corrected and submitted again by its visitor, not by the supervisor; a returned visit
     // is not validated.

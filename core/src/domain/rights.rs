@@ -110,6 +110,9 @@ pub enum Step {
     /// No one may take it (a record already so, from before the rule, is not held to it by
     /// edits elsewhere).
     VerifiedBeforeReferral,
+    /// A reviewed visit (validated or returned) left without its reviewer: a validation that
+    /// names no one vouches for nothing.
+    ReviewerCleared,
     /// The last referral of a case past `identified` removed: the case would stand referred,
     /// receiving services or verified with no referral to say so (and a hub that never held it
     /// would find it never referred). No one may take it: the right referral is recorded first.
@@ -559,6 +562,9 @@ pub fn check_step(role: Role, user: Uuid, step: &Step) -> Result<(), NotAllowed>
             Err(not_allowed("only a supervisor may merge cases"))
         }
         Step::VerifiedBeforeReferral => Err(not_allowed(VERIFIED_BEFORE_REFERRAL)),
+        Step::ReviewerCleared => Err(not_allowed(
+            "a reviewed visit keeps its reviewer: review it again to change the review",
+        )),
         Step::MergedDuplicateEdited => Err(not_allowed(MERGED_AWAY)),
         Step::Merge => Ok(()),
         Step::VisitStatus { from, to } => {
@@ -634,7 +640,7 @@ impl Step {
             Step::FollowUpAdded | Step::FollowUpRemoved => "followups",
             Step::Remediated { .. } | Step::VerifiedBeforeReferral => "remediated_on",
             Step::Merge | Step::MergedDuplicateEdited => "merged_into",
-            Step::Review { .. } => "reviewed_by",
+            Step::Review { .. } | Step::ReviewerCleared => "reviewed_by",
             Step::VisitContent { .. } => RecordKind::Visit.as_str(),
             Step::Inspection { field } => field,
         }
@@ -919,6 +925,12 @@ fn visit_steps(before: Option<&Visit>, after: &Visit, steps: &mut Vec<Step>) {
                 visitor: before.visitor_id,
             });
         }
+    }
+    if after.reviewed_by.is_none()
+        && before.is_some_and(|b| b.reviewed_by.is_some())
+        && matches!(after.status, VisitStatus::Validated | VisitStatus::Returned)
+    {
+        steps.push(Step::ReviewerCleared);
     }
     if after.reviewed_by != before.and_then(|b| b.reviewed_by)
         || after.review_comment != before.map_or("", |b| b.review_comment.as_str())

@@ -3876,6 +3876,13 @@ fn admit_read(
             },
         }));
     }
+    let (admitted, record, held) =
+        match admit_content(rules, id, stored_kind, (document, read), before) {
+            Ok(admitted) => admitted,
+            Err(reason) => return Ok(Err(reason)),
+        };
+    // After the content's rules (its scope among them): a copy of a record the sender may no
+    // longer see is answered as any record outside its areas is.
     if before.is_empty() && copies_another_record(tx, id, document)? {
         tracing::debug!(record = %id, "a new record's history is another record's: refused");
         return Ok(Err(Refused {
@@ -3886,11 +3893,6 @@ fn admit_read(
             }),
         }));
     }
-    let (admitted, record, held) =
-        match admit_content(rules, id, stored_kind, (document, read), before) {
-            Ok(admitted) => admitted,
-            Err(reason) => return Ok(Err(reason)),
-        };
     if !merge_target_held(tx, rules, id, document, before)? {
         return Ok(Err(Refused::step(
             "merged_into",
