@@ -25,6 +25,37 @@ fn open(dir: &TempDir, name: &str) -> Store {
     common::plain_store(dir.path(), name)
 }
 
+/// A hub and two phones of one role in `areas`, enrolled (each test gives them their records).
+struct TwoPhones {
+    _dir: TempDir,
+    hub: Store,
+    first: Store,
+    second: Store,
+    as_first: sync::Principal,
+    as_second: sync::Principal,
+}
+
+fn two_phones(role: Role, areas: &[&str]) -> TwoPhones {
+    let dir = TempDir::new().unwrap();
+    let mut hub = common::hub_store(&dir.path().join("hub.db"));
+    let mut first = open(&dir, "first.db");
+    let mut second = open(&dir, "second.db");
+    let as_first = common::principal_of(&first, role, areas);
+    let as_second = common::principal_of(&second, role, areas);
+    common::enrol_all(
+        &mut hub,
+        &mut [(&mut first, &as_first), (&mut second, &as_second)],
+    );
+    TwoPhones {
+        _dir: dir,
+        hub,
+        first,
+        second,
+        as_first,
+        as_second,
+    }
+}
+
 /// A child of 14 (born 2010-03-01, identified 2024-03-01: early enough that every day the
 /// edits set, up to 800 days after, is before today).
 fn fourteen(hours: i32, by: Uuid) -> ChildCase {
@@ -306,16 +337,14 @@ impl ClosedAndReopened {
     fn new(closed_shown: bool) -> Self {
         let today = chrono::Local::now().date_naive();
         let ago = |days: u64| today - chrono::Days::new(days);
-        let dir = TempDir::new().unwrap();
-        let mut hub = common::hub_store(&dir.path().join("hub.db"));
-        let mut first = open(&dir, "first.db");
-        let mut second = open(&dir, "second.db");
-        let as_first = common::principal_of(&first, Role::Supervisor, &["CI-R1"]);
-        let as_second = common::principal_of(&second, Role::Supervisor, &["CI-R1"]);
-        common::enrol_all(
-            &mut hub,
-            &mut [(&mut first, &as_first), (&mut second, &as_second)],
-        );
+        let TwoPhones {
+            _dir: dir,
+            mut hub,
+            mut first,
+            mut second,
+            as_first,
+            as_second,
+        } = two_phones(Role::Supervisor, &["CI-R1"]);
         let mut child = ChildCase::new(
             "CASE-REOPEN",
             "Awa Koné",
@@ -458,16 +487,14 @@ fn a_monitor_settles_no_supervisors_disagreement_on_a_status() {
 /// it holds on the hub and the other phone.
 #[test]
 fn a_duplicate_merged_into_two_cases_is_settled_on_either() {
-    let dir = TempDir::new().unwrap();
-    let mut hub = common::hub_store(&dir.path().join("hub.db"));
-    let mut first = open(&dir, "first.db");
-    let mut second = open(&dir, "second.db");
-    let as_first = common::principal_of(&first, Role::Supervisor, &["CI-R1"]);
-    let as_second = common::principal_of(&second, Role::Supervisor, &["CI-R1"]);
-    common::enrol_all(
-        &mut hub,
-        &mut [(&mut first, &as_first), (&mut second, &as_second)],
-    );
+    let TwoPhones {
+        _dir: dir,
+        mut hub,
+        mut first,
+        mut second,
+        as_first,
+        as_second,
+    } = two_phones(Role::Supervisor, &["CI-R1"]);
     let by = first.user_id();
     let [one, other, duplicate] = ["CASE-K1", "CASE-K2", "CASE-D"].map(|code| {
         let mut case = fourteen(20, by);
@@ -746,16 +773,14 @@ fn a_child_18_by_one_date_of_birth_in_conflict_stays_alerted() {
 /// corrected date deciding the age beside the estimate). Kept cleared, it is gone everywhere.
 #[test]
 fn a_date_of_birth_cleared_while_corrected_elsewhere_is_a_conflict() {
-    let dir = TempDir::new().unwrap();
-    let mut hub = common::hub_store(&dir.path().join("hub.db"));
-    let mut first = open(&dir, "first.db");
-    let mut second = open(&dir, "second.db");
-    let as_first = common::principal_of(&first, Role::CommunityMonitor, &["CI-R1-D1-C01"]);
-    let as_second = common::principal_of(&second, Role::CommunityMonitor, &["CI-R1-D1-C01"]);
-    common::enrol_all(
-        &mut hub,
-        &mut [(&mut first, &as_first), (&mut second, &as_second)],
-    );
+    let TwoPhones {
+        _dir,
+        mut hub,
+        mut first,
+        mut second,
+        as_first,
+        as_second,
+    } = two_phones(Role::CommunityMonitor, &["CI-R1-D1-C01"]);
     let case = first.create(&fourteen(30, first.user_id())).unwrap();
     common::sync(&mut first, &mut hub, &as_first);
     common::sync(&mut second, &mut hub, &as_second);
@@ -804,16 +829,14 @@ fn a_date_of_birth_cleared_while_corrected_elsewhere_is_a_conflict() {
 /// longitude, a place no one recorded).
 #[test]
 fn a_gps_point_changed_on_two_phones_is_a_conflict_of_whole_points() {
-    let dir = TempDir::new().unwrap();
-    let mut hub = common::hub_store(&dir.path().join("hub.db"));
-    let mut first = open(&dir, "first.db");
-    let mut second = open(&dir, "second.db");
-    let as_first = common::principal_of(&first, Role::Supervisor, &["CI-R1"]);
-    let as_second = common::principal_of(&second, Role::Supervisor, &["CI-R1"]);
-    common::enrol_all(
-        &mut hub,
-        &mut [(&mut first, &as_first), (&mut second, &as_second)],
-    );
+    let TwoPhones {
+        _dir,
+        mut hub,
+        mut first,
+        mut second,
+        as_first,
+        as_second,
+    } = two_phones(Role::Supervisor, &["CI-R1"]);
     let point = |latitude: f64, longitude: f64| GeoPoint {
         latitude,
         longitude,
