@@ -702,9 +702,13 @@ fn reconcile_map<T: Transactable>(
             // inside the point, a correction was lost without a word to a clearing of the
             // point, and two corrections mixed one's latitude with the other's longitude.
             Json::Object(map) if schema.is_whole(&segments) => {
+                // Compared without the keys that hold nothing (a null an earlier write left).
                 let held = match tx.get(obj, key.as_str())? {
                     Some((Value::Object(ObjType::Map), id)) => {
-                        Some(hydrated_json(&tx.hydrate(&id, None)?))
+                        match hydrated_json(&tx.hydrate(&id, None)?) {
+                            Json::Object(held) => Some(without_nulls(&held)),
+                            _ => None,
+                        }
                     }
                     _ => None,
                 };

@@ -872,6 +872,15 @@ fn a_gps_point_changed_on_two_phones_is_a_conflict_of_whole_points() {
                 read.location.point
             );
         }
+        // A point holding what a point does not (a child's name) is no value for it.
+        let mut padded = serde_json::to_value(other).unwrap();
+        if let Some(map) = padded.as_object_mut() {
+            map.insert("child".into(), serde_json::json!("Aya Kouassi, 9"));
+            assert!(matches!(
+                second.resolve_conflict(w.id, &at, &padded),
+                Err(Error::Validation(_))
+            ));
+        }
         let kept = serde_json::to_value(other).unwrap();
         second.resolve_conflict(w.id, &at, &kept).unwrap();
         common::sync(&mut second, &mut hub, &as_second);

@@ -518,6 +518,28 @@ fn a_visit_due_side_by_side_with_a_clearing_stays_due() {
         due.iter().map(|d| (d.id, d.due)).collect::<Vec<_>>(),
         vec![(v.id, date(2026, 2, 10))]
     );
+    // A phone receiving the visit merged already (a new phone, a supervisor's) lists it so.
+    let mut fresh = open(&dir, "fresh.db", SUPERVISOR);
+    as_role(&mut fresh, Role::Supervisor);
+    fresh
+        .merge_document(w.id, &store.export_document(w.id).unwrap())
+        .unwrap();
+    fresh
+        .merge_document(v.id, &store.export_document(v.id).unwrap())
+        .unwrap();
+    let due = fresh
+        .follow_ups_due_of(
+            Some(RecordKind::Visit),
+            None,
+            None,
+            date(2028, 1, 1),
+            Page::first(5),
+        )
+        .unwrap();
+    assert_eq!(
+        due.iter().map(|d| (d.id, d.due)).collect::<Vec<_>>(),
+        vec![(v.id, date(2026, 2, 10))]
+    );
 }
 
 /// A child who turns 18 before the schedule's next date: a follow-up may still plan one before
@@ -901,6 +923,38 @@ fn a_verification_follows_what_was_seen_and_its_date_keeps_the_status_it_stands_
     let mut on = c.clone();
     on.status = CaseStatus::ReceivingServices;
     let rule = not_allowed(as_role(&mut store, Role::CommunityMonitor).update(&on));
+    assert!(rule.contains("refer"), "{rule}");
+    // Nor by an old referral re-dated into the new episode by the same write.
+    let c = store.create(&child(C01, "Yao Ama", MONITOR)).unwrap();
+    for day in [date(2025, 9, 10), date(2025, 9, 12)] {
+        as_role(&mut store, Role::CommunityMonitor)
+            .refer_case(
+                c.id,
+                Referral {
+                    date: day,
+                    ..referral()
+                },
+            )
+            .unwrap();
+    }
+    for to in [CaseStatus::ReceivingServices, CaseStatus::Withdrawn] {
+        as_role(&mut store, Role::Supervisor)
+            .transition_case_on(c.id, to, date(2025, 10, 1))
+            .unwrap();
+    }
+    let c = as_role(&mut store, Role::Supervisor)
+        .transition_case(c.id, CaseStatus::Identified)
+        .unwrap();
+    let mut redated = c.clone();
+    if let Some(second) = redated
+        .referrals
+        .values_mut()
+        .find(|r| r.date == date(2025, 9, 12))
+    {
+        second.date = date(2025, 11, 5);
+    }
+    redated.status = CaseStatus::ReceivingServices;
+    let rule = not_allowed(as_role(&mut store, Role::CommunityMonitor).update(&redated));
     assert!(rule.contains("refer"), "{rule}");
 
     // Closed on a follow-up in school after the verification; the verification re-dated after

@@ -79,8 +79,9 @@ fn refuse_on_a_copy(hub: &HubData) -> Result<(), String> {
         Some(home) => Err(format!(
             "this key's journal of irreversible actions is kept for the hub {home}, and this is \
              another copy of it (a backup looked into): erase and revoke on that hub, which \
-             would do again at its next start what is done here. A hub moved to this place \
-             is named the journal's by its first `vigie serve` here"
+             would do again at its next start what is done here (a hub restored or moved \
+             here once that directory is gone is named the journal's by its first `vigie \
+             serve` here)"
         )),
         None => Ok(()),
     }

@@ -795,7 +795,13 @@ fn case_steps(before: Option<&ChildCase>, after: &ChildCase, steps: &mut Vec<Ste
                 CaseStatus::Referred | CaseStatus::ReceivingServices
             )
         {
-            *has_referral = referred_this_episode(after)
+            // Judged on the referrals held before the write, as the verification dates them
+            // now: an old referral re-dated by the same write is no new one.
+            let verified = after.remediated_on;
+            *has_referral = before_or_empty
+                .referrals
+                .values()
+                .any(|referral| verified.is_none_or(|day| referral.date > day))
                 || after
                     .referrals
                     .keys()

@@ -497,6 +497,17 @@ pub(crate) fn resolve_in<R: Record>(
         }
         other => other?,
     };
+    // A value with keys its field does not have (a point holding a child's name): read back,
+    // the record ignores them, but they would travel to every device of the area.
+    if let Ok(json) = serde_json::to_value(&resolved)
+        && doc::holds_unknown_fields(&document, None, &json)
+    {
+        return Err(ValidationError::new(
+            path.join("."),
+            "holds a field this record does not have",
+        )
+        .into());
+    }
     crate::domain::records::above_the_area_chosen(&mut resolved, path, &write.reference);
     // The derived fields follow the resolved value, in the document too.
     resolved.derive(&write.reference);
@@ -1446,10 +1457,12 @@ fn read_values(
 ) -> Option<(RecordKind, TypedRecord)> {
     // Attachments follow their manifest, a name in conflict is searched under each of its
     // values, and a case is classified by every value of a deciding field in conflict
-    // (`Record::derive_in_conflict`): all read from the document itself.
+    // (`Record::derive_in_conflict`), a visit due by every day planned side by side
+    // (`Visit::due_in_conflict`): all read from the document itself.
     if doc::values_name_attachments(root)
         || root.in_conflict("name")
         || ChildCase::DECIDING.iter().any(|key| root.in_conflict(key))
+        || Visit::DECIDING.iter().any(|key| root.in_conflict(key))
     {
         return None;
     }

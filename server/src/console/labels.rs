@@ -108,6 +108,10 @@ pub fn field(t: Tr, kind: Option<RecordKind>, path: &str, case: Option<&ChildCas
             part_of(t, &entry_label(t, head, id, case), &part)
         }
         [head @ ("followups" | "referrals"), id] => entry_label(t, head, id, case),
+        // A workplace's GPS point, not its area (the location holds both).
+        ["location", "point", ..] if kind == Some(RecordKind::Workplace) => {
+            t.get("field.gps").to_string()
+        }
         [head, ..] => top_label(t, kind, head),
         [] => String::new(),
     }
@@ -205,10 +209,16 @@ pub fn value(t: Tr, kind: Option<RecordKind>, path: &str, value: &Json) -> Strin
             .collect::<Vec<_>>()
             .join(", "),
         Json::Object(map) if map.is_empty() => t.get("labels.empty").to_string(),
+        // A GPS point by its coordinates: two points side by side told apart.
+        Json::Object(map) if map.contains_key("latitude") && map.contains_key("longitude") => {
+            let number = |key: &str| map.get(key).map(Json::to_string).unwrap_or_default();
+            format!("{}, {}", number("latitude"), number("longitude"))
+        }
         Json::Object(map) => map
             .iter()
             .map(|(k, v)| match v {
                 Json::String(s) if !s.is_empty() => part_of(t, &word(k), s),
+                Json::Number(n) => part_of(t, &word(k), &n.to_string()),
                 _ => word(k),
             })
             .collect::<Vec<_>>()
@@ -273,6 +283,21 @@ mod tests {
             t.code("class", "hazardous_child_labour")
         );
         assert_eq!(value(t, case_kind, "hours_per_week", &Json::from(30)), "30");
+        // A GPS point in conflict: named as one, by its coordinates.
+        let workplace = Some(RecordKind::Workplace);
+        assert_eq!(
+            field(t, workplace, "location.point", None),
+            t.get("field.gps")
+        );
+        assert_eq!(
+            value(
+                t,
+                workplace,
+                "location.point",
+                &serde_json::json!({"latitude": 5.35, "longitude": -6.1})
+            ),
+            "5.35, -6.1"
+        );
         assert_eq!(
             value(
                 t,

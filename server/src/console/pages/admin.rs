@@ -706,9 +706,16 @@ pub async fn revoke(
             );
         }
         let revoked = crate::console::one_irreversible_at_a_time(|| {
-            if hub.backend.revoke(id)? {
+            let revoked = match hub.backend.revoke(id) {
+                // A copy of the hub served to be looked into takes no revocation: said as such.
+                Err(AuthError::Storage(why)) if why == crate::irreversible::ON_A_COPY => {
+                    return Ok::<_, Problem>(Err(why));
+                }
+                other => other?,
+            };
+            if revoked {
                 audit(hub, Some(viewer.user.id), "device_revoke", Some(id), "");
-                return Ok::<_, Problem>(true);
+                return Ok(Ok(true));
             }
             if hub.backend.is_revoked(id)? {
                 // A hub stopped between a revocation and its entry: journaled now.
@@ -721,8 +728,15 @@ pub async fn revoke(
                     false,
                 );
             }
-            Ok(false)
+            Ok(Ok(false))
         })?;
+        let revoked = match revoked {
+            Ok(revoked) => revoked,
+            Err(rule) => {
+                let refused = ctx.tr().refusal(&Error::NotAllowed { rule });
+                return devices_page(hub, ctx, &viewer, Some(refused), None);
+            }
+        };
         if !revoked {
             return devices_page(
                 hub,
