@@ -1445,6 +1445,12 @@ pub(crate) fn concurrent_texts(doc: &Automerge, key: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether the root `key` holds `value` among values side by side (a status held by a hub or
+/// a phone, still standing beside a late step: a conflict, whichever the merge shows).
+pub(crate) fn holds_beside(doc: &Automerge, key: &str, value: &str) -> bool {
+    concurrent_texts(doc, key).iter().any(|text| text == value)
+}
+
 /// The `DECIDING` fields of `R` that hold distinct values side by side in `doc`, each with
 /// them (the one the record shows first), for `Record::derive_in_conflict`. Root scalars only:
 /// a lookup per field, nothing walked.

@@ -33,6 +33,10 @@ pub enum AuthError {
     /// The registry's storage failed; the text names the failure, never a credential.
     #[error("registry storage error: {0}")]
     Storage(String),
+    /// A copy of the hub opened with its key (a backup looked into) takes no revocation
+    /// (`irreversible::kept_for_another`).
+    #[error("{}", crate::irreversible::ON_A_COPY)]
+    OnACopy,
     /// The disk the registry is on is full: a device's first sync, which certifies its keys,
     /// waits for space as a push does (503), rather than failing as a fault of the hub.
     #[error("registry storage error: the disk is full")]

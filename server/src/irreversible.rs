@@ -36,8 +36,8 @@ use vigie_core::{Error, ReferenceData, ReferenceFile, User};
 /// whose keys share a directory keep one journal each (`beside_key`).
 pub const JOURNAL_FILE: &str = "irreversible.journal";
 
-/// Beside the journal: which hub it is kept for (`home_of`), the one `vigie serve` last served
-/// with this key. A copy of that hub's data opened with the same key (a backup looked into,
+/// Beside the journal: which embedded hub it is kept for (`home_of`), the one that made it or,
+/// once that one's directory is gone, the one served with this key since. A copy of that hub's data opened with the same key (a backup looked into,
 /// as README says) reads the journal, and does again what it holds, but does not write to it:
 /// an erasure journaled from a copy was done again on the hub itself at its next start, a
 /// revocation wiped a phone and its unsent work, neither decided on the hub
@@ -987,7 +987,7 @@ impl Backend for Journaled {
     /// second try is what journals it (else a restore would bring the phone back).
     fn revoke(&self, device: Uuid) -> Result<bool, AuthError> {
         if self.copy_of.is_some() {
-            return Err(AuthError::Storage(ON_A_COPY.into()));
+            return Err(AuthError::OnACopy);
         }
         let revoked = self.inner.revoke(device)?;
         if revoked || self.inner.is_revoked(device)? {

@@ -335,13 +335,10 @@ fn an_erasure_or_revocation_on_a_copy_looked_into_is_refused_and_reaches_no_hub(
     let look = dir.path().join("look");
     backup(&data, &look);
     let key = vigie_server::hub_key::default_key_file(&data);
-    let (look_arg, key_arg) = (look.to_str().unwrap(), key.to_str().unwrap());
+    let key_arg = key.to_str().unwrap();
     let (by, record) = (supervisor.user().to_string(), case.to_string());
-    let erase = |on: &str, key: Option<&str>| {
+    let erase = |on: &Path, key: &[&str]| {
         let mut args = vec![
-            "erase",
-            "--data",
-            on,
             "--record",
             &record,
             "--by",
@@ -349,38 +346,30 @@ fn an_erasure_or_revocation_on_a_copy_looked_into_is_refused_and_reaches_no_hub(
             "--reason",
             "consent_withdrawn",
         ];
-        args.extend(key.iter().flat_map(|key| ["--key-file", *key]));
-        vigie_output(&args)
+        args.extend(key);
+        common::lifecycle::admin(on, &["erase"], &args)
     };
-    let refused = erase(look_arg, Some(key_arg));
+    let with_key = ["--key-file", key_arg];
+    let refused = erase(&look, &with_key);
     assert!(!refused.status.success());
     let said = stderr(&refused);
     assert!(said.contains("another copy"), "{said}");
     assert!(said.contains(&std::fs::canonicalize(&data).unwrap().display().to_string()));
     let device = monitor.token.device.to_string();
-    let revoked = vigie_output(&[
-        "device",
-        "revoke",
-        "--data",
-        look_arg,
-        "--key-file",
-        key_arg,
-        "--device",
-        &device,
-    ]);
+    let revoked = common::lifecycle::admin(
+        &look,
+        &["device", "revoke"],
+        &["--key-file", key_arg, "--device", &device],
+    );
     assert!(!revoked.status.success());
     assert!(stderr(&revoked).contains("another copy"));
     // Reading the copy still works.
     let out = dir.path().join("export");
-    let exported = vigie_output(&[
-        "export",
-        "--data",
-        look_arg,
-        "--key-file",
-        key_arg,
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let exported = common::lifecycle::admin(
+        &look,
+        &["export"],
+        &["--key-file", key_arg, "--out", out.to_str().unwrap()],
+    );
     assert!(exported.status.success(), "{}", stderr(&exported));
     // Served to be looked into through its console, it takes none either (a copy served
     // took the journal over, and the hub's own erasures were refused as a copy's).
@@ -388,7 +377,7 @@ fn an_erasure_or_revocation_on_a_copy_looked_into_is_refused_and_reaches_no_hub(
     served_copy.extra_args = vec!["--key-file".into(), key_arg.into()];
     served_copy.restart();
     served_copy.stop();
-    assert!(!erase(look_arg, Some(key_arg)).status.success());
+    assert!(!erase(&look, &with_key).status.success());
 
     hub.stop();
     hub.restart();
@@ -398,7 +387,7 @@ fn an_erasure_or_revocation_on_a_copy_looked_into_is_refused_and_reaches_no_hub(
     let journal = std::fs::read_to_string(journal_of(&data)).unwrap();
     assert!(!journal.contains(&record), "{journal}");
     // On the hub itself, the erasure is made.
-    assert!(erase(data.to_str().unwrap(), None).status.success());
+    assert!(erase(&data, &[]).status.success());
     supervisor.sync(&hub.url).unwrap();
     assert!(!supervisor.has(case));
 }

@@ -21,8 +21,8 @@ use std::collections::BTreeSet;
 
 /// The alert a case raises: while it is open (identified, referred or receiving services), as
 /// its classification says; and whatever its status while its latest follow-up (of a verified
-/// case, since its verification day) found the child still working (its classification's alert if it raises one, else `StillWorking`). A merged
-/// duplicate raises none. The alert ends on the child's 18th birthday (`ChildCase::adult_on`),
+/// case, since its verification day) found the child still working (its classification's
+/// alert if it raises one, else `StillWorking`). A merged duplicate raises none. The alert ends on the child's 18th birthday (`ChildCase::adult_on`),
 /// which the calendar reaches without a write: the alert rows carry that day and the lists
 /// leave out those past it.
 pub fn case_severity(case: &ChildCase) -> Option<AlertSeverity> {

@@ -471,21 +471,23 @@ pub fn check_status_reached(
     since_reopened: bool,
 ) -> Result<(), NotAllowed> {
     let referred = match since_reopened {
-        true => referred_this_episode(case),
+        true => referred_since(&case.referrals, case.remediated_on),
         false => !case.referrals.is_empty(),
     };
     check_case_status(role, from, case.status, referred)
 }
 
-/// Whether a referral of the episode the case is in was recorded: any, for a case never
-/// verified; one dated after the verification, for a case reopened since (it keeps the
-/// referrals of the episode its verification ended, and waits for a new one: a monitor's
+/// Whether `referrals` hold one of the episode a case verified on `verified` is in: any, for a
+/// case never verified; one dated after the verification, for a case reopened since (it keeps
+/// the referrals of the episode its verification ended, and waits for a new one: a monitor's
 /// plain update took a reopened case on to services through the old referral).
-fn referred_this_episode(case: &ChildCase) -> bool {
-    case.referrals.values().any(|referral| {
-        case.remediated_on
-            .is_none_or(|verified| referral.date > verified)
-    })
+fn referred_since(
+    referrals: &std::collections::BTreeMap<Uuid, crate::domain::records::Referral>,
+    verified: Option<chrono::NaiveDate>,
+) -> bool {
+    referrals
+        .values()
+        .any(|referral| verified.is_none_or(|day| referral.date > day))
 }
 
 /// Whether `role` may take `step` (acting as user `user`); the error names the rule.
@@ -797,11 +799,7 @@ fn case_steps(before: Option<&ChildCase>, after: &ChildCase, steps: &mut Vec<Ste
         {
             // Judged on the referrals held before the write, as the verification dates them
             // now: an old referral re-dated by the same write is no new one.
-            let verified = after.remediated_on;
-            *has_referral = before_or_empty
-                .referrals
-                .values()
-                .any(|referral| verified.is_none_or(|day| referral.date > day))
+            *has_referral = referred_since(&before_or_empty.referrals, after.remediated_on)
                 || after
                     .referrals
                     .keys()
@@ -869,15 +867,17 @@ fn case_steps(before: Option<&ChildCase>, after: &ChildCase, steps: &mut Vec<Ste
         // The date judged with the follow-ups held before the write (those it adds are
         // observations, never refused for a decision), where the status stays: a status
         // step judges its own facts.
-        let redated = ChildCase {
-            followups: before_or_empty.followups.clone(),
-            ..after.clone()
-        };
         let refacts = (needs_date
             && from == after.status
             && after.remediated_on.is_some()
             && before.is_some_and(|b| check_case_facts(b.status, Tracking::of(b)).is_ok()))
-        .then(|| (after.status, Tracking::of(&redated)))
+        .then(|| {
+            let redated = ChildCase {
+                followups: before_or_empty.followups.clone(),
+                ..after.clone()
+            };
+            (after.status, Tracking::of(&redated))
+        })
         .filter(|(status, tracking)| check_case_facts(*status, *tracking).is_err());
         steps.push(Step::Remediated {
             unverifies: (needs_date && after.remediated_on.is_none()).then_some(after.status),

@@ -4374,9 +4374,7 @@ fn admit_content<'a>(
         && !builds_on(&heads.0, before)
         && let Ok(Some(TypedRecord::ChildCase(was))) = held.get()
         && was.status != merged.status
-        && !doc::concurrent_texts(document, "status")
-            .iter()
-            .any(|value| value == was.status.as_str())
+        && !doc::holds_beside(document, "status", was.status.as_str())
         // Another device moved the case since the sender's version (its own steps, from
         // there, were judged above).
         && !matches!(&base, Some(TypedRecord::ChildCase(b)) if b.status == was.status)

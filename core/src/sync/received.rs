@@ -317,10 +317,7 @@ fn check_status_from_held(
     };
     // The held status still side by side: a conflict for a supervisor to settle, whichever
     // of the two the merge shows, as the hub keeps it.
-    if was.status == merged_case.status
-        || doc::concurrent_texts(&merged, "status")
-            .iter()
-            .any(|value| value == was.status.as_str())
+    if was.status == merged_case.status || doc::holds_beside(&merged, "status", was.status.as_str())
     {
         return Ok(());
     }

@@ -206,9 +206,7 @@ impl Visit {
             breaches: Vec::new(),
         }
     }
-}
 
-impl Visit {
     /// The day the visit is due for its re-inspection, by the soonest of its planned days side
     /// by side (`concurrent`: one inspector cleared it, another moved it): it stays due until
     /// someone chooses, whichever the merge shows.

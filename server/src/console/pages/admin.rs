@@ -708,8 +708,8 @@ pub async fn revoke(
         let revoked = crate::console::one_irreversible_at_a_time(|| {
             let revoked = match hub.backend.revoke(id) {
                 // A copy of the hub served to be looked into takes no revocation: said as such.
-                Err(AuthError::Storage(why)) if why == crate::irreversible::ON_A_COPY => {
-                    return Ok::<_, Problem>(Err(why));
+                Err(AuthError::OnACopy) => {
+                    return Ok::<_, Problem>(Err(crate::irreversible::ON_A_COPY.to_string()));
                 }
                 other => other?,
             };
