@@ -682,15 +682,22 @@ pub fn keep(
         revoked_unknown,
         marked_ms: std::sync::atomic::AtomicI64::new(chrono::Utc::now().timestamp_millis()),
     };
-    journal_what_it_lacks(&journaled, &read)?;
+    let shared = matches!(database, Database::Postgres { .. });
+    journal_what_it_lacks(&journaled, &read, shared)?;
     Ok(Box::new(journaled))
 }
 
 /// Journals each erasure and revocation the storage holds and the journal does not, dated as
 /// the storage dates it: each is journaled once committed, and a process killed between the
 /// two (or a journal that could not be written then, or lost) left a child erased or a phone
-/// revoked that a restore from a backup would bring back, with nothing saying so.
-fn journal_what_it_lacks(journaled: &Journaled, read: &Read) -> Result<(), HubOpenError> {
+/// revoked that a restore from a backup would bring back, with nothing saying so. On a shared
+/// database (`shared`: PostgreSQL) the other machines' actions are lacking too, as they should:
+/// journaled here as well, said in one line, not warned of one by one.
+fn journal_what_it_lacks(
+    journaled: &Journaled,
+    read: &Read,
+    shared: bool,
+) -> Result<(), HubOpenError> {
     let erased = journaled.inner.erasures()?;
     let revoked: HashSet<Uuid> = read
         .actions
@@ -712,16 +719,27 @@ fn journal_what_it_lacks(journaled: &Journaled, read: &Read) -> Result<(), HubOp
                 .filter(|d| !revoked.contains(&d.device))
                 .filter_map(|d| Some((Action::Revoke(d.device), d.revoked_ms?))),
         );
+    let mut journaled_now = 0usize;
     for (action, at_ms) in lacking {
         if let Err(why) = journaled.note_at([action], at_ms) {
             tracing::warn!(id = %action.id(), "an irreversible action could not be journaled: {why}");
             return Ok(());
         }
-        tracing::warn!(
-            id = %action.id(),
-            action = action.word(),
-            "journaled now: an action the journal of irreversible actions lacked (the process \
-             was stopped before it wrote it, or the journal was lost)"
+        journaled_now += 1;
+        if !shared {
+            tracing::warn!(
+                id = %action.id(),
+                action = action.word(),
+                "journaled now: an action the journal of irreversible actions lacked (the \
+                 process was stopped before it wrote it, or the journal was lost)"
+            );
+        }
+    }
+    if shared && journaled_now > 0 {
+        tracing::info!(
+            actions = journaled_now,
+            "journaled now: erasures and revocations the shared database holds that this \
+             machine's journal lacked (done through other machines since it last opened)"
         );
     }
     Ok(())

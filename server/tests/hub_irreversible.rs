@@ -934,11 +934,17 @@ fn every_postgres_process_tells_a_phone_revoked_after_the_copy_to_wipe() {
     hub.stop();
     pg_restore(&url, &dump);
     hub.restart();
-    // Another machine's process: the same database and key, not this machine's journal.
-    let key_line = std::fs::read_to_string(dir.path().join("hub-key").join("hub.key")).unwrap();
-    let key = key_line.split_whitespace().last().unwrap().to_string();
+    // Another machine's process: the same database and key file, not this machine's journal.
+    let other_keys = dir.path().join("other-machine-key");
+    std::fs::create_dir_all(&other_keys).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&other_keys, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::copy(
+        dir.path().join("hub-key").join("hub.key"),
+        other_keys.join("hub.key"),
+    )
+    .unwrap();
     let mut other = Hub::new(&dir.path().join("other-machine"), Some(url), false);
-    other.key_hex = Some(key);
     other.restart();
     for url in [&hub.url, &other.url] {
         let err = late.sync(url).unwrap_err();
@@ -949,6 +955,18 @@ fn every_postgres_process_tells_a_phone_revoked_after_the_copy_to_wipe() {
     assert!(
         log.contains("revoked again") && log.contains(&late.token.device.to_string()),
         "{log}"
+    );
+    // The other machine journals it too, as done through another: no false alarm of a
+    // process killed or a journal lost, one warning per action.
+    let log = other.log_tail(400);
+    assert!(
+        log.contains("done through other machines") && !log.contains("journal was lost"),
+        "{log}"
+    );
+    let other_journal = std::fs::read_to_string(other_keys.join("irreversible.journal"));
+    assert!(
+        other_journal.is_ok_and(|j| j.contains(&late.token.device.to_string())),
+        "the other machine's journal holds the revocation"
     );
 }
 
