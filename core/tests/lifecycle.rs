@@ -1438,6 +1438,65 @@ fn what_a_device_recorded_on_a_case_merged_meanwhile_goes_to_the_case_kept() {
     assert!(!on_hub.followups.contains_key(&late_key));
 }
 
+/// Two registrations of one child, the later one kept: the case kept takes the first one's
+/// day (the child was identified then), its estimated age restated for it, so that the first
+/// registration's referral comes over (the merge was refused for its date), and so does a
+/// referral its monitor made offline while the merge was made (it stayed on the duplicate
+/// without a word, the child counted identified, not referred).
+#[test]
+fn a_later_registration_kept_takes_the_first_ones_day_and_its_referrals() {
+    const NAME: &str = "Adjoua Yao";
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(dir.path());
+    let mut supervisor = Device::new(dir.path(), "supervisor", Role::Supervisor, &["CI-R1"]);
+    let mut monitor = Device::new(dir.path(), "monitor", Role::CommunityMonitor, &[C01]);
+    let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+    let user = monitor.principal.user;
+    let mut first = case(area(C01), NAME, user);
+    first.identified_on = day(2025, 1, 10);
+    let first = monitor.store.create(&first).unwrap().id;
+    let mut again = case(area(C01), NAME, user);
+    again.identified_on = day(2026, 2, 14);
+    let again = monitor.store.create(&again).unwrap().id;
+    monitor.sync(&mut hub);
+    let referral = |date| Referral {
+        service: ServiceKind::Education,
+        provider: "École primaire publique".into(),
+        date,
+        outcome: String::new(),
+    };
+    monitor
+        .store
+        .refer_case(first, referral(day(2025, 1, 20)))
+        .unwrap();
+    monitor.sync(&mut hub);
+    supervisor.sync(&mut hub);
+
+    // The supervisor keeps the later registration; the monitor, offline, refers the child
+    // again on the registration she has at hand.
+    let (kept, _) = supervisor.store.merge_cases(again, first).unwrap();
+    assert_eq!(kept.identified_on, day(2025, 1, 10));
+    assert_eq!(kept.estimated_age, Some(11), "12 a year and a month later");
+    assert_eq!(kept.referrals.len(), 1);
+    assert_eq!(kept.status, CaseStatus::Referred);
+    let (_, late) = monitor
+        .store
+        .refer_case(first, referral(day(2025, 2, 1)))
+        .unwrap();
+    supervisor.sync(&mut hub);
+    let summary = monitor.sync(&mut hub);
+    assert_eq!(summary.pending, 0, "{summary:?}");
+    let on_hub: ChildCase = hub.get(again).unwrap();
+    assert!(on_hub.referrals.contains_key(&late), "brought over");
+    assert_eq!(on_hub.referrals.len(), 2);
+    supervisor.sync(&mut hub);
+    let figures = supervisor.store.indicators(&Default::default()).unwrap();
+    assert_eq!(
+        (figures.children.identified, figures.children.referred),
+        (1, 1)
+    );
+}
+
 /// A follow-up the merge copied to the case kept, corrected on the duplicate meanwhile by its
 /// monitor ("at risk" found to be "still working", the next visit brought forward): the
 /// correction reaches the case kept, through her phone when it holds the case kept and through

@@ -251,6 +251,71 @@ fn a_district_supervisor_finds_nothing_of_another_district_in_any_query() {
 /// or several indicators where children work (a worst form suspected) before strong or several
 /// indicators, or a single weak one where children work, before a single weak one, before a
 /// visit with none; the oldest first within each.
+/// A child of the district working in another district's workplace: the district's
+/// supervisor, who does not receive that workplace, counts her sector unknown, as on her
+/// phone, which does not hold it (the hub's console showed the other district's sector).
+#[test]
+fn a_workplace_out_of_scope_gives_no_sector_to_the_figures() {
+    let dir = TempDir::new().unwrap();
+    let mut store = store(&dir);
+    fill(&mut store, D1, "Aya Kouamé");
+    let other = fill(&mut store, D2, "Aya Kouassi");
+    let by = store.user_id();
+    let mut c = ChildCase::new(
+        "CASE-ACROSS",
+        "Awa Traoré",
+        Sex::Female,
+        area(D1),
+        date(2026, 1, 6),
+        by,
+    );
+    c.estimated_age = Some(13);
+    c.workplace_id = Some(other.workplace.id);
+    store.create(&c).unwrap();
+    let sectors = |counted: Indicators| -> Vec<(String, i64)> {
+        counted
+            .by_sector
+            .into_iter()
+            .map(|(sector, n)| (sector, n.identified))
+            .collect()
+    };
+    let who = principal(Role::Supervisor, &[D1]);
+    assert_eq!(
+        sectors(
+            store
+                .scoped(&who)
+                .indicators(&IndicatorFilter::default())
+                .unwrap()
+        ),
+        [("cocoa".to_string(), 1), ("unknown".to_string(), 1)]
+    );
+    let region = principal(Role::Supervisor, &["CI-R1"]);
+    assert_eq!(
+        sectors(
+            store
+                .scoped(&region)
+                .indicators(&IndicatorFilter::default())
+                .unwrap()
+        ),
+        [("cocoa".to_string(), 3)]
+    );
+    // A period that holds no day is a mistake, said so, not a quiet period.
+    for (from, until) in [
+        (date(2026, 2, 1), date(2026, 1, 1)),
+        (date(2026, 1, 1), date(2026, 1, 1)),
+    ] {
+        let filter = IndicatorFilter {
+            from: Some(from),
+            until: Some(until),
+            ..Default::default()
+        };
+        match store.indicators(&filter) {
+            Err(Error::Validation(e)) => assert_eq!(e.field, "until_date"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
 #[test]
 fn the_review_queue_ranks_visits_as_the_alerts_do() {
     let dir = TempDir::new().unwrap();

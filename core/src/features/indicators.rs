@@ -96,7 +96,7 @@ pub struct Indicators {
     /// `under_12`, `12_14`, `15_17` (age when identified), `unknown`.
     pub by_age_band: BTreeMap<String, ChildCounts>,
     /// The sector of the case's workplace; `unknown` without one, or when the workplace is not
-    /// on this device (a community monitor's phone holds no workplaces).
+    /// among the records the reader receives (another district's, not on this phone).
     pub by_sector: BTreeMap<String, ChildCounts>,
     pub by_district: BTreeMap<String, ChildCounts>,
     pub by_community: BTreeMap<String, ChildCounts>,
@@ -605,6 +605,17 @@ impl Store {
         scope: Option<&Scope>,
     ) -> Result<Indicators> {
         let (area, from, until) = (&filter.area, filter.from, filter.until);
+        // A period that holds no day (reversed, or ending where it starts) is a mistake of
+        // the asker's, not a period with nothing in it: all zeros would read as a quiet one.
+        if let (Some(from), Some(until)) = (from, until)
+            && until <= from
+        {
+            return Err(crate::error::ValidationError::new(
+                "until_date",
+                "must be after the first day of the period",
+            )
+            .into());
+        }
         let mut out = Indicators::default();
         for row in queries::child_rows(&self.conn, area, from, until, scope)? {
             let month = DateTime::from_timestamp_millis(row.identified_ms)

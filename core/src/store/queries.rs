@@ -308,6 +308,13 @@ impl Filter {
 
     /// A clause with any number of `?` (none for a literal clause), and their values in order.
     pub(crate) fn add_all(&mut self, clause: &str, values: Vec<Sql>) {
+        let numbered = self.numbered(clause, values);
+        self.clauses.push(numbered);
+    }
+
+    /// `clause` with its `?` placeholders numbered after this filter's, `values` taken as
+    /// theirs: for a clause placed elsewhere than the filter's own (a join's condition).
+    fn numbered(&mut self, clause: &str, values: Vec<Sql>) -> String {
         let mut pieces = clause.split('?');
         let mut numbered = pieces.next().unwrap_or_default().to_string();
         for piece in pieces {
@@ -319,7 +326,7 @@ impl Filter {
         for (slot, value) in self.params[first..].iter_mut().zip(values) {
             *slot = value;
         }
-        self.clauses.push(numbered);
+        numbered
     }
 
     /// Keeps the rows of `alias` (a table with area columns, of records of `kind`) that
@@ -1319,13 +1326,23 @@ pub(crate) fn child_rows(
     f.add("c.merged = ?", 0);
     f.add_opt("c.identified_ms >= ?", from.map(midnight_ms));
     f.add_opt("c.identified_ms < ?", until.map(midnight_ms));
+    // A workplace the principal does not receive (a case of its district working in another)
+    // gives no sector, as on its phone, which does not hold it.
+    let workplace_seen = match scope {
+        None => "1".to_string(),
+        Some(who) if !who.kinds().contains(&RecordKind::Workplace) => "0".to_string(),
+        Some(who) => {
+            let (sql, values) = area_rule(who, "w");
+            f.numbered(&format!("({sql})"), values)
+        }
+    };
     let sql = format!(
         "SELECT c.sex, c.age, c.reached, c.classification, c.identified_ms, (SELECT code FROM area_codes WHERE id = c.district),
                 (SELECT code FROM area_codes WHERE id = c.community), w.sector
          FROM child_index c
          LEFT JOIN referenced_ids wi ON wi.id = c.workplace
          LEFT JOIN records wr ON wr.id = wi.uuid
-         LEFT JOIN workplace_index w ON w.record = wr.rowid
+         LEFT JOIN workplace_index w ON w.record = wr.rowid AND {workplace_seen}
          {}",
         f.sql()
     );

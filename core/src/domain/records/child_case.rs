@@ -263,6 +263,28 @@ impl ChildCase {
     ) -> bool {
         let kept = self;
         let before = kept.clone();
+        // The child was identified when the first registration was made: a duplicate
+        // registered earlier gives the kept case its day (and its visit), so that what it
+        // recorded since (a referral, a follow-up, a verification) is not dated before the
+        // child was identified (the merge was refused, and a referral made offline on the
+        // duplicate meanwhile stayed behind on it). An estimated age is restated for that day,
+        // the child's age today unchanged. Only in the supervisor's own merge: a device
+        // carrying its edits over a received merge (`taken`) re-dates nothing.
+        if taken.is_none() && from.identified_on < kept.identified_on {
+            if kept.date_of_birth.is_none()
+                && let Some(estimate) = kept.estimated_age
+            {
+                let years = kept
+                    .identified_on
+                    .years_since(from.identified_on)
+                    .map_or(0, |y| i32::try_from(y).unwrap_or(i32::MAX));
+                kept.estimated_age = Some(estimate.saturating_sub(years).max(0));
+            }
+            kept.identified_on = from.identified_on;
+            if from.identified_on_visit.is_some() {
+                kept.identified_on_visit = from.identified_on_visit;
+            }
+        }
         // The last verification either registration saw: a referral dated by it served the
         // episode it ended, whichever case is kept.
         let verified = kept.remediated_on.max(from.remediated_on);
