@@ -109,6 +109,10 @@ pub struct HttpLimits {
     /// every `min_body_rate` bytes received (as Apache's `mod_reqtimeout`), and never this long
     /// without a byte; else 408.
     pub body_timeout: Duration,
+    /// 256 bytes a second (2 kbit/s): below the poorest GPRS a field phone meets. At 1 KiB/s
+    /// a phone on a 6 kbit/s uplink never moved a photo (its smallest chunk, one sealed
+    /// segment of 64 KiB, needed 94 s and got 63) and spent 200 KB of data trying each
+    /// session. A slow body holds only the bytes it sent, and one of its device's places.
     pub min_body_rate: usize,
     /// Bytes of request bodies held at once (being received or served), whatever the number of
     /// devices, counted as they arrive; a request waits for the share of bytes it has
@@ -130,7 +134,7 @@ impl Default for HttpLimits {
             user_wait: Duration::from_secs(10),
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(20),
-            min_body_rate: 1024,
+            min_body_rate: 256,
             max_body_bytes_held: 64 * 1024 * 1024,
             body_wait: Duration::from_secs(30),
             send_timeout: Duration::from_secs(60),

@@ -367,6 +367,33 @@ fn bodies_declared_large_and_sent_slowly_do_not_hold_the_others_back() {
     );
 }
 
+/// A phone on the poorest uplink (512 bytes a second, 4 kbit/s) keeps sending: its body is
+/// read to the end, not cut as too slow (at one second per KiB, a phone below 8 kbit/s never
+/// moved a photo). The first bytes' allowance shortened to 2 s to keep the test short.
+#[test]
+fn a_body_sent_at_a_poor_gprs_rate_is_read_to_its_end() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let (_, monitor) = two_devices(&dir, &data);
+    let hub = Hub::start_with_options(&data, HubOptions::args(&["--body-timeout-ms", "2000"]));
+    let bearer = format!("Bearer {}", monitor.token_text);
+    let length = 3 * 1024;
+    let mut slow = Stalled::open(
+        &hub.addr(),
+        &Stalled::head(&hub.addr(), Some(&bearer), length),
+    )
+    .unwrap();
+    for _ in 0..length / 256 {
+        std::thread::sleep(Duration::from_millis(500));
+        std::io::Write::write_all(&mut slow.stream, &[7; 256]).unwrap();
+    }
+    let (status, answer) = slow.answer(Duration::from_secs(10)).unwrap();
+    assert!(
+        status != 408 && !answer.contains("too slowly"),
+        "{status}: {answer}"
+    );
+}
+
 #[test]
 fn a_service_managers_sigterm_stops_the_hub_and_leaves_no_temporary_file() {
     let dir = TempDir::new().unwrap();
