@@ -1776,7 +1776,13 @@ fn put_resolved(
             let text = tx.put_object(obj, last.as_str(), ObjType::Text)?;
             tx.splice_text(&text, 0, 0, s)?;
         }
-        Json::Array(_) => return Err(no_conflict()),
+        // No field of a record holds a list (collections are maps): a value of the wrong
+        // type, named so, not a conflict "settled meanwhile" that is still open.
+        Json::Array(_) => {
+            return Err(
+                ValidationError::new(path.join("."), "must be a single value, not a list").into(),
+            );
+        }
         scalar => {
             // Automerge turns a put of the value that wins the conflict into a delete of
             // the others: the resolution would hold no value of its own, and a resolution

@@ -2120,6 +2120,47 @@ fn a_kept_case_that_takes_a_referral_in_a_merge_is_referred() {
     assert_eq!(referred(&store), 1, "the child, referred, once");
 }
 
+/// A birth certificate seen at one registration is the child's: the case kept, which had only
+/// an estimate, takes its date of birth (and the age it gives), whichever registration was
+/// made first; a date that cannot be the child's on the kept case's day is left.
+#[test]
+fn a_date_of_birth_the_duplicate_recorded_is_taken_by_a_case_kept_with_an_estimate() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "supervisor.db", SUPERVISOR);
+    let mut estimated = child(C01, "Kouamé Adjoa", MONITOR);
+    estimated.date_of_birth = None;
+    estimated.estimated_age = Some(15);
+    let kept = store.create(&estimated).unwrap();
+    let mut certified = child(C01, "Adjoa Kouamé", MONITOR_2);
+    certified.identified_on = date(2025, 10, 1);
+    certified.date_of_birth = Some(date(2011, 3, 15));
+    let duplicate = store.create(&certified).unwrap();
+    let (kept, _) = as_role(&mut store, Role::Supervisor)
+        .merge_cases(kept.id, duplicate.id)
+        .unwrap();
+    assert_eq!(
+        kept.identified_on,
+        date(2025, 9, 1),
+        "the earlier day stays"
+    );
+    assert_eq!(kept.date_of_birth, Some(date(2011, 3, 15)));
+    assert_eq!(kept.age_on(kept.identified_on), Some(14));
+
+    // Born after the kept case's day: not this child's date on that day, left.
+    let mut estimated = child(C01, "Yao Affoué", MONITOR);
+    estimated.date_of_birth = None;
+    estimated.estimated_age = Some(9);
+    let kept = store.create(&estimated).unwrap();
+    let mut later = child(C01, "Affoué Yao", MONITOR_2);
+    later.identified_on = date(2025, 10, 1);
+    later.date_of_birth = Some(date(2025, 9, 20));
+    let duplicate = store.create(&later).unwrap();
+    let (kept, _) = as_role(&mut store, Role::Supervisor)
+        .merge_cases(kept.id, duplicate.id)
+        .unwrap();
+    assert_eq!((kept.date_of_birth, kept.estimated_age), (None, Some(9)));
+}
+
 /// A child verified withdrawn under one registration, registered again by another monitor
 /// (found working) and merged into the second one: the child stays counted as referred, served and withdrawn (a
 /// quarter already reported keeps its figures), once; the kept case keeps the verification as

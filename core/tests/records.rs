@@ -779,6 +779,11 @@ fn concurrent_edits_merge_and_real_conflicts_are_kept_until_resolved() {
         tablet.resolve_conflict(v.id, &["status".into()], &json!("bogus")),
         Err(Error::Validation(v)) if v.field == "status"
     ));
+    // A list is no field's value: said so, not a conflict "settled meanwhile" still open.
+    assert!(matches!(
+        tablet.resolve_conflict(v.id, &["status".into()], &json!(["returned"])),
+        Err(Error::Validation(v)) if v.field == "status" && v.rule.contains("not a list")
+    ));
     // The path is named when it is a field of the record, else not repeated: it may be
     // anything typed.
     match tablet.resolve_conflict(v.id, &["findings".into()], &json!("x")) {

@@ -268,25 +268,37 @@ def test_a_hub_address_or_wait_a_sync_would_fail_on_is_refused_naming_it():
 
 
 def test_a_transport_returning_another_type_than_bytes_is_told_so(env):
-    # The hub's answer handed back as a bytearray: the app threw nothing, and is told what
-    # its transport returned rather than left to retry a link that works.
+    # The hub's answer handed back as a bytearray (what a socket's reader fills) is its bytes:
+    # it passed the check and failed in ctypes, said "hub unreachable" of a link that worked.
+    # None is told for what it is rather than left to retry a link that works.
     user = vigie.parse_enrolment_token(env.monitor_token).user_id
     token = env.enrol(user)
 
     class Loose(vigie.SyncTransport):
-        def __init__(self):
+        def __init__(self, answer):
             self.hub = vigie.HubTransport(env.hub_url, token)
+            self.answer = answer
 
         def exchange(self, request):
-            return bytearray(self.hub.exchange(request))
+            return self.answer(self.hub.exchange(request))
 
         def exchange_attachment(self, request):
-            return bytearray(self.hub.exchange_attachment(request))
+            return self.answer(self.hub.exchange_attachment(request))
 
     with open_enrolled(env.store_path("loose.db"), 11, token) as store:
         with pytest.raises(vigie.VigieError.Transport) as e:
-            store.sync_with(Loose(), None)
+            store.sync_with(Loose(lambda answer: None), None)
         assert "other than bytes" in e.value.reason, e.value.reason
+        for bytes_like in (bytearray, memoryview):
+            report = store.sync_with(Loose(bytes_like), None)
+            assert report.more is False, report
+
+
+def test_a_key_given_as_any_bytes_like_value_opens_the_store(tmp_path):
+    path = str(tmp_path / "keyed.db")
+    device = new_id()
+    vigie.open_store(path, bytearray(key(4)), device, None).close()
+    vigie.open_store(path, memoryview(key(4)), device, None).close()
 
 
 def test_an_answer_cut_on_the_way_is_a_link_that_dropped_not_a_damaged_message(env):
@@ -846,3 +858,19 @@ def test_a_full_phone_says_its_storage_is_full_and_loses_nothing(tmp_path):
             assert store.integrity_check()
     finally:
         subprocess.run(["umount", "-l", str(small)], capture_output=True)
+
+
+def test_a_none_where_none_is_refused_names_that_argument(env):
+    # None is one object for every argument: the first argument taking it was named, though
+    # it may be None (``child_case_pages(None, None)`` named the query, not the page size).
+    with fresh(env, 5) as store:
+        with pytest.raises(vigie.WrongType) as e:
+            store.child_case_pages(None, None)
+        assert str(e.value).startswith("page_size:"), str(e.value)
+        with pytest.raises(vigie.WrongType) as e:
+            store.search_names("Ami", 10, None, None)
+        assert str(e.value).startswith("offset:"), str(e.value)
+    # A list where bytes belong is named too.
+    with pytest.raises(vigie.WrongType) as e:
+        vigie.open_store(env.store_path("listed.db"), [0] * 32, new_id(), None)
+    assert str(e.value).startswith("key:"), str(e.value)

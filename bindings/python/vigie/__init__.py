@@ -252,8 +252,12 @@ for _string in {
 
 # Bytes (a store's key) of another type were a TypeError naming nothing; a list given a str
 # (``hazards = "heavy_loads"``) was taken as its characters. Both refused as a value of the
-# wrong type, named by their field or argument.
+# wrong type, named by their field or argument. Any bytes-like value is taken as its bytes: a
+# bytearray (what a socket's reader fills) passed the check and then failed in ctypes, and an
+# answer the app's transport returned so was said "hub unreachable".
 def _bytes_only(converter):
+    write = converter.write
+
     def check_lower(value):
         try:
             memoryview(value)
@@ -261,7 +265,11 @@ def _bytes_only(converter):
             raise WrongType(bytes, type(value).__name__, id(value)) from None
         return value
 
+    def write_bytes(value, buf):
+        write(value if type(value) is bytes else bytes(value), buf)
+
     converter.check_lower = staticmethod(check_lower)
+    converter.write = staticmethod(write_bytes)
 
 
 def _no_text_for_a_list(converter):
@@ -407,10 +415,15 @@ def _naming_the_argument(call):
             except TypeError:
                 raise refused from None
             for name, value in given.items():
-                held = value if isinstance(value, (list, tuple)) else (value,)
+                held = (value, *value) if isinstance(value, (list, tuple)) else (value,)
                 # A variant's values (``AreaFilter.COMMUNITY([...])``) are the argument's too.
                 held = (*held, *getattr(value, "_values", ()))
-                if name != "self" and any(id(v) == refused._inner for v in held):
+                # None is one object for every argument: it is refused only where none is
+                # allowed (``child_case_pages(None, None)`` named the query, not the page size).
+                annotation = str(signature.parameters[name].annotation)
+                optional = value is None and ("Optional" in annotation or "None" in annotation)
+                if name != "self" and not optional and any(
+                        id(v) == refused._inner for v in held):
                     raise WrongType(refused._expected, refused._type_name, refused._inner,
                                     (name,), False, refused._said) from None
             raise

@@ -267,22 +267,34 @@ impl ChildCase {
         // registered earlier gives the kept case its day (and its visit), so that what it
         // recorded since (a referral, a follow-up, a verification) is not dated before the
         // child was identified (the merge was refused, and a referral made offline on the
-        // duplicate meanwhile stayed behind on it). An estimated age is restated for that day,
-        // the child's age today unchanged. Only in the supervisor's own merge: a device
-        // carrying its edits over a received merge (`taken`) re-dates nothing.
+        // duplicate meanwhile stayed behind on it). The child's age on that day is the one its
+        // registration recorded then (its date of birth, or its estimate of that day): an
+        // estimate moved back by whole years made a child of 17 turn 18 up to a year early,
+        // and three registrations merged in two orders gave two ages. Only in the supervisor's
+        // own merge: a device carrying its edits over a received merge (`taken`) re-dates
+        // nothing.
         if taken.is_none() && from.identified_on < kept.identified_on {
-            if kept.date_of_birth.is_none()
-                && let Some(estimate) = kept.estimated_age
-            {
-                let years = kept
-                    .identified_on
-                    .years_since(from.identified_on)
-                    .map_or(0, |y| i32::try_from(y).unwrap_or(i32::MAX));
-                kept.estimated_age = Some(estimate.saturating_sub(years).max(0));
-            }
             kept.identified_on = from.identified_on;
             if from.identified_on_visit.is_some() {
                 kept.identified_on_visit = from.identified_on_visit;
+            }
+            if kept.date_of_birth.is_none() {
+                kept.date_of_birth = from.date_of_birth;
+                if from.estimated_age.is_some() {
+                    kept.estimated_age = from.estimated_age;
+                }
+            }
+        }
+        // A date of birth the duplicate recorded (a birth certificate seen) is the child's
+        // where the kept case has only an estimate, when it fits the kept case's day.
+        if kept.date_of_birth.is_none()
+            && let Some(born) = from.date_of_birth
+            && taken.is_none_or(|t| t.date_of_birth != Some(born))
+            && born <= kept.identified_on
+        {
+            kept.date_of_birth = Some(born);
+            if kept.age_on(kept.identified_on).is_none_or(|age| age > 17) {
+                kept.date_of_birth = None;
             }
         }
         // The last verification either registration saw: a referral dated by it served the
