@@ -291,14 +291,16 @@ def test_a_transport_returning_another_type_than_bytes_is_told_so(env):
         assert "other than bytes" in e.value.reason, e.value.reason
         for bytes_like in (bytearray, memoryview):
             report = store.sync_with(Loose(bytes_like), None)
-            assert report.more is False, report
+            assert report.pending == 0 and report.round_trips > 0, report
 
 
 def test_a_key_given_as_any_bytes_like_value_opens_the_store(tmp_path):
     path = str(tmp_path / "keyed.db")
     device = new_id()
-    vigie.open_store(path, bytearray(key(4)), device, None).close()
-    vigie.open_store(path, memoryview(key(4)), device, None).close()
+    with vigie.open_store(path, bytearray(key(4)), device, None):
+        pass
+    with vigie.open_store(path, memoryview(key(4)), device, None):
+        pass
 
 
 def test_an_answer_cut_on_the_way_is_a_link_that_dropped_not_a_damaged_message(env):
