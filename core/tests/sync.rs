@@ -546,6 +546,53 @@ fn supervisor_with_records(dir: &TempDir, hub: &mut Store, children: usize) -> (
     (supervisor, w)
 }
 
+/// A first sync in pages while a colleague edits the cases it received in its first pages:
+/// those come again whole, and the phone, whose user wrote nothing, holds what the hub sent,
+/// so nothing of it waits to be pushed back (it pushed every such case again, counted sent).
+#[test]
+fn records_changed_between_the_pages_of_a_first_sync_are_not_pushed_back() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    let (mut supervisor, _) = supervisor_with_records(&dir, &mut hub, 30);
+    let mut monitor = device(&dir, "monitor", Role::CommunityMonitor, &["CI-R1-D1-C01"]);
+    let small = small_pages();
+    let principal = monitor.principal.clone();
+    let mut edited = Vec::new();
+    for _ in 0..100 {
+        let request = monitor.store.hub_sync_request(&small).unwrap();
+        let response = hub
+            .hub_handle(&principal, &request, &HubLimits::default())
+            .unwrap();
+        let report = monitor.store.hub_sync_apply(&response, &small).unwrap();
+        assert_eq!(report.accepted, 0, "{report:?}");
+        let held = monitor
+            .store
+            .child_cases(&ChildCaseQuery::default(), Page::first(100))
+            .unwrap();
+        if edited.is_empty() && !held.is_empty() {
+            for case in held {
+                let mut c: ChildCase = supervisor.store.get(case.id).unwrap();
+                c.hours_per_week += 1;
+                supervisor.store.update(&c).unwrap();
+                edited.push(case.id);
+            }
+            sync_opts(&mut supervisor, &mut hub, &small);
+        }
+        if !report.more {
+            break;
+        }
+    }
+    assert!(!edited.is_empty());
+    let summary = sync_opts(&mut monitor, &mut hub, &small);
+    assert_eq!((summary.accepted, summary.pending), (0, 0), "{summary:?}");
+    assert_eq!(monitor.store.hub_outbox_len().unwrap(), 0);
+    for id in edited {
+        let on_hub: ChildCase = hub.get(id).unwrap();
+        let here: ChildCase = monitor.store.get(id).unwrap();
+        assert_eq!(here.hours_per_week, on_hub.hours_per_week);
+    }
+}
+
 #[test]
 fn small_messages_and_cut_links_still_converge() {
     let dir = TempDir::new().unwrap();

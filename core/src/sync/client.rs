@@ -877,6 +877,12 @@ fn after_pulled(
                 // the device nothing else, so nothing waits in the outbox (and no row says
                 // what the hub holds: it is the record's heads).
                 Ok(())
+            } else if let Some(whole) = whole_document_of(id, received) {
+                // A whole document over one the device held (a record changed between two
+                // pages of a first sync): what the hub holds is what it sent. Queued
+                // whatever it held, a phone whose user wrote nothing pushed back every such
+                // record, counted as sent.
+                sync_state::record_hub_heads(tx, id, &whole.get_heads(), Some(&merged.heads))
             } else {
                 // What the hub holds is not known: the record may have changes it lacks.
                 sync_state::queue_merged(tx, id)
