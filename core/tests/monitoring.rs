@@ -3210,6 +3210,21 @@ fn only_a_supervisor_exports_personal_data_and_quoting_round_trips() {
                 .is_err()
         );
         assert_eq!(listing(&out), earlier);
+
+        // What an export killed midway left aside (no clean-up of its ran) goes with the next.
+        std::fs::remove_dir_all(&blocker).unwrap();
+        std::fs::write(out.join(".follow_ups.json.part"), "[{\"case_id\":").unwrap();
+        as_role(&mut store, Role::Supervisor)
+            .export_to_dir(&out, ExportFormat::Csv, personal)
+            .unwrap();
+        assert!(!out.join(".follow_ups.json.part").exists());
+        assert!(
+            listing(&out)
+                .iter()
+                .all(|(name, _)| !name.ends_with(".part")),
+            "{:?}",
+            listing(&out)
+        );
     }
 
     // An empty store still writes every table with its header.

@@ -889,6 +889,14 @@ fn write_tables(
             .create(dir)
             .map_err(|e| Error::unusable_directory("dir", e))?;
     }
+    // What an earlier export killed midway (the app's process stopped by the phone) left
+    // aside: a partial copy of the children's tables, which no clean-up of its ran to remove.
+    for table in TABLES {
+        for format in [ExportFormat::Csv, ExportFormat::Json] {
+            let (aside, _) = table_paths(dir, table, format);
+            let _ = crate::store::files::remove_if_exists(&aside);
+        }
+    }
     // Every table is written aside first, and takes its name only once all are whole: an
     // export that fails (a full disk) leaves no table cut mid-row, nor a set of some tables
     // that would pass for the whole, nor new tables mixed with an earlier export's.
