@@ -1322,6 +1322,28 @@ fn a_plan_then_a_corrected_birth_date_pushed_together_are_taken() {
     let held: ChildCase = hub.get(case.id).unwrap();
     assert_eq!(held.followups.len(), 1);
     assert_eq!(held.follow_up_due, None);
+
+    // The same with the case new to the hub: registered, planned and corrected offline, its
+    // plans are judged from its first version (the hub judged them from none, and refused it).
+    let mut case = child(C01, NAME_C01, monitor.principal.user);
+    case.estimated_age = None;
+    case.date_of_birth = Some(NaiveDate::from_ymd_opt(2012, 1, 1).unwrap());
+    let case = monitor.store.create(&case).unwrap();
+    let mut planned: ChildCase = monitor.store.get(case.id).unwrap();
+    planned.followups.insert(
+        Uuid::now_v7(),
+        FollowUp::new(
+            NaiveDate::from_ymd_opt(2026, 5, 1).unwrap(),
+            FollowUpSituation::AtRisk,
+            Some(NaiveDate::from_ymd_opt(2027, 6, 1).unwrap()),
+        ),
+    );
+    let mut corrected = monitor.store.update(&planned).unwrap();
+    corrected.date_of_birth = Some(NaiveDate::from_ymd_opt(2008, 9, 10).unwrap());
+    monitor.store.update(&corrected).unwrap();
+    let told = monitor.sync(&mut hub);
+    assert!(told.refused.is_empty() && told.pending == 0, "{told:?}");
+    assert_eq!(hub.get::<ChildCase>(case.id).unwrap().followups.len(), 1);
 }
 
 /// The same for a relay that got the case from a bundle only, never from the hub: it knows no

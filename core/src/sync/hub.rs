@@ -4282,10 +4282,18 @@ fn admit_content<'a>(
         }
         None => None,
     };
+    // A record new to the hub, as its first write made it: the version its later writes were
+    // judged from on the phone, for what only they may change (a plan made before the child's
+    // age was corrected, both offline).
+    let created = match (&base, writes.first()) {
+        (None, Some(first)) => TypedRecord::read_at(kind, id, document, &[*first]).ok(),
+        _ => None,
+    };
     match check_content(
         rules.reference,
         (rules.author_role, rules.author.user),
         (judged_base.as_ref(), &theirs),
+        created.as_ref(),
         &record,
         &today,
     ) {
@@ -4683,12 +4691,14 @@ pub const COMBINED_WITH_OTHERS: &str =
 /// (as the hub would store it) passes the phone's own validation against the reference
 /// versions it was captured with, and its area is a path of its country's area tree in force
 /// (the version it was captured with, else the latest); every workflow step from `from` to `to`
-/// (the sender's own, see `accept_push`) is allowed to the sender's role (`rights`). Every path
-/// that lets a device's changes into the hub's records goes through it.
+/// (the sender's own, see `accept_push`) is allowed to the sender's role (`rights`); `created`,
+/// a record new to the hub as its first write made it. Every path that lets a device's changes
+/// into the hub's records goes through it.
 pub(crate) fn check_content(
     reference: &ReferenceData,
     (role, user): (Role, Uuid),
     (from, to): (Option<&TypedRecord>, &TypedRecord),
+    created: Option<&TypedRecord>,
     merged: &TypedRecord,
     today: &crate::domain::records::Today,
 ) -> std::result::Result<(), Refused> {
@@ -4732,8 +4742,10 @@ pub(crate) fn check_content(
         to.free_texts(),
     )
     .map_err(Refused::breaking)?;
+    // A new record's plans are judged from its first version, as the phone judged its later
+    // writes (a plan that passed, then the age corrected: each write passed).
     crate::domain::records::plans_within_childhood(
-        from.map(TypedRecord::subject),
+        from.or(created).map(TypedRecord::subject),
         to.subject(),
         reference,
     )
