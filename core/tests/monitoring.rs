@@ -2161,6 +2161,56 @@ fn a_date_of_birth_the_duplicate_recorded_is_taken_by_a_case_kept_with_an_estima
     assert_eq!((kept.date_of_birth, kept.estimated_age), (None, Some(9)));
 }
 
+/// Three registrations of one child merged into the latest, in either order: the case kept
+/// holds the first day and the estimate made that day, whatever the order (the latest
+/// registration's estimate, of a later day, stayed beside the date of birth, and stood again,
+/// the child older by two years, once the date was cleared as another child's).
+#[test]
+fn registrations_merged_in_any_order_keep_the_first_days_estimate() {
+    let dir = TempDir::new().unwrap();
+    let registered = |store: &mut Store,
+                      name: &str,
+                      on: NaiveDate,
+                      born: Option<NaiveDate>,
+                      estimate: Option<i32>| {
+        let mut c = child(C01, name, MONITOR);
+        c.identified_on = on;
+        c.date_of_birth = born;
+        c.estimated_age = estimate;
+        store.create(&c).unwrap().id
+    };
+    let mut kept_in = Vec::new();
+    for (i, order) in [[0usize, 1], [1, 0]].iter().enumerate() {
+        let mut store = open(&dir, &format!("order-{i}.db"), SUPERVISOR);
+        let first = registered(&mut store, "Awa Koné", date(2024, 6, 1), None, Some(13));
+        let second = registered(
+            &mut store,
+            "Awa Kone",
+            date(2025, 6, 1),
+            Some(date(2010, 1, 1)),
+            None,
+        );
+        let latest = registered(&mut store, "Koné Awa", date(2026, 6, 1), None, Some(16));
+        let duplicates = [first, second];
+        for at in order {
+            as_role(&mut store, Role::Supervisor)
+                .merge_cases(latest, duplicates[*at])
+                .unwrap();
+        }
+        let kept: ChildCase = store.get(latest).unwrap();
+        kept_in.push((kept.identified_on, kept.date_of_birth, kept.estimated_age));
+        // The date of birth was another child's: the first day's estimate stands.
+        let mut cleared = kept.clone();
+        cleared.date_of_birth = None;
+        let cleared = store.update(&cleared).unwrap();
+        assert_eq!(cleared.age_on(cleared.identified_on), Some(13));
+    }
+    assert_eq!(
+        kept_in,
+        vec![(date(2024, 6, 1), Some(date(2010, 1, 1)), Some(13)); 2]
+    );
+}
+
 /// A child verified withdrawn under one registration, registered again by another monitor
 /// (found working) and merged into the second one: the child stays counted as referred, served and withdrawn (a
 /// quarter already reported keeps its figures), once; the kept case keeps the verification as

@@ -305,7 +305,7 @@ struct HttpArgs {
     #[arg(long, default_value_t = HttpLimits::default().header_timeout.as_millis() as u64,
           value_parser = at_least_one::<u64>())]
     header_timeout_ms: u64,
-    /// Milliseconds a body may take to start arriving; then one more second per 1 KiB.
+    /// Milliseconds a body may take to start arriving; then one more second per 256 bytes.
     #[arg(long, default_value_t = HttpLimits::default().body_timeout.as_millis() as u64,
           value_parser = at_least_one::<u64>())]
     body_timeout_ms: u64,

@@ -278,11 +278,13 @@ impl ChildCase {
             if from.identified_on_visit.is_some() {
                 kept.identified_on_visit = from.identified_on_visit;
             }
+            // An estimate is of its registration's day: the kept one's was of a later day
+            // (kept beside a date of birth, it stood again once the date was cleared, the
+            // child older by as much, and different by the order of the merges).
+            kept.estimated_age = from.estimated_age;
             if kept.date_of_birth.is_none() {
                 kept.date_of_birth = from.date_of_birth;
-                if from.estimated_age.is_some() {
-                    kept.estimated_age = from.estimated_age;
-                }
+                kept.age_basis = from.age_basis;
             }
         }
         // A date of birth the duplicate recorded (a birth certificate seen) is the child's
@@ -295,6 +297,8 @@ impl ChildCase {
             kept.date_of_birth = Some(born);
             if kept.age_on(kept.identified_on).is_none_or(|age| age > 17) {
                 kept.date_of_birth = None;
+            } else {
+                kept.age_basis = from.age_basis;
             }
         }
         // The last verification either registration saw: a referral dated by it served the
