@@ -659,6 +659,33 @@ pub(crate) fn areas_in_force(user: &User) -> std::collections::BTreeSet<String> 
     }
 }
 
+/// The certificate `device`'s store holds, as the registry last issued it.
+pub(crate) fn held_certificate(registry: &dyn DeviceRegistry, device: Uuid) -> Option<Vec<u8>> {
+    registry
+        .devices()
+        .ok()?
+        .into_iter()
+        .find(|d| d.device == device)?
+        .certificate
+}
+
+/// After `device`'s token was reissued: the certificate its old store holds (`held`) is
+/// superseded for the peers it meets (`vigie_core::sync::supersede_reissued`). The token is
+/// the administrator's either way: a failure here is said, and the old certificate runs out
+/// as before (60 days at most).
+pub(crate) fn supersede_reissued(certifier: &Certifier<'_>, device: Uuid, held: Option<Vec<u8>>) {
+    let Some(held) = held else { return };
+    let now = chrono::Utc::now().timestamp_millis();
+    if let Err(e) = vigie_core::sync::supersede_reissued(certifier, device, &held, now) {
+        tracing::warn!(
+            device = %device,
+            error = %e,
+            "the reissued device's old certificate could not be superseded: its old store \
+             stays trusted by its peers until the certificate runs out"
+        );
+    }
+}
+
 /// After a user's role, areas or state changed: their devices' certificates say so at once
 /// (`recertify_user`), for the peers they meet before they sync again.
 pub(crate) fn recertify(certifier: &Certifier<'_>, user: &User) -> Result<(), Error> {
@@ -923,7 +950,15 @@ impl Backend for Embedded {
     }
 
     fn reissue(&self, device: Uuid) -> Result<Token, AuthError> {
-        lock(&self.registry).reissue(device)
+        let held = held_certificate(&LockedRegistry(&self.registry), device);
+        let token = lock(&self.registry).reissue(device)?;
+        let registry = LockedRegistry(&self.registry);
+        let certifier = Certifier {
+            key: &self.key,
+            registry: &registry,
+        };
+        supersede_reissued(&certifier, device, held);
+        Ok(token)
     }
 
     fn user(&self, id: Uuid) -> Result<Option<User>, Error> {

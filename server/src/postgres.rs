@@ -643,6 +643,43 @@ impl Postgres {
     }
 }
 
+impl Postgres {
+    /// A new token for `device`, its keys unbound (`Backend::reissue`).
+    fn reissue_token(&self, device: Uuid) -> std::result::Result<Token, AuthError> {
+        let mut client = self.client().map_err(auth_error)?;
+        let row = client
+            .query_opt(
+                "SELECT user_id, revoked_ms FROM devices WHERE device = $1",
+                &[&device],
+            )
+            .map_err(|e| auth_error(storage_error(e)))?;
+        let Some(row) = row else {
+            return Err(AuthError::Unknown);
+        };
+        if row.get::<_, Option<i64>>(1).is_some() {
+            return Err(AuthError::Revoked);
+        }
+        let token = auth::reissued_token(device, row.get(0));
+        let updated = client
+            .execute(
+                // Unbinds the device's keys, as the embedded registry does.
+                "UPDATE devices SET secret_hash = $2, certificate = NULL, unused_until_ms = $3
+                 WHERE device = $1 AND revoked_ms IS NULL",
+                &[
+                    &device,
+                    &token.secret_hash().to_vec(),
+                    &auth::unused_until(chrono::Utc::now().timestamp_millis()),
+                ],
+            )
+            .map_err(|e| auth_error(storage_error(e)))?;
+        if updated == 0 {
+            // Revoked meanwhile.
+            return Err(AuthError::Revoked);
+        }
+        Ok(token)
+    }
+}
+
 impl DeviceRegistry for Postgres {
     fn devices(&self) -> Result<Vec<RegisteredDevice>> {
         let rows = self
@@ -2776,36 +2813,9 @@ impl Backend for Postgres {
     }
 
     fn reissue(&self, device: Uuid) -> std::result::Result<Token, AuthError> {
-        let mut client = self.client().map_err(auth_error)?;
-        let row = client
-            .query_opt(
-                "SELECT user_id, revoked_ms FROM devices WHERE device = $1",
-                &[&device],
-            )
-            .map_err(|e| auth_error(storage_error(e)))?;
-        let Some(row) = row else {
-            return Err(AuthError::Unknown);
-        };
-        if row.get::<_, Option<i64>>(1).is_some() {
-            return Err(AuthError::Revoked);
-        }
-        let token = auth::reissued_token(device, row.get(0));
-        let updated = client
-            .execute(
-                // Unbinds the device's keys, as the embedded registry does.
-                "UPDATE devices SET secret_hash = $2, certificate = NULL, unused_until_ms = $3
-                 WHERE device = $1 AND revoked_ms IS NULL",
-                &[
-                    &device,
-                    &token.secret_hash().to_vec(),
-                    &auth::unused_until(chrono::Utc::now().timestamp_millis()),
-                ],
-            )
-            .map_err(|e| auth_error(storage_error(e)))?;
-        if updated == 0 {
-            // Revoked meanwhile.
-            return Err(AuthError::Revoked);
-        }
+        let held = crate::backend::held_certificate(self, device);
+        let token = self.reissue_token(device)?;
+        crate::backend::supersede_reissued(&self.certifier(), device, held);
         Ok(token)
     }
 

@@ -203,6 +203,52 @@ fn certificates_revocation_peers_and_sealed_bundles_through_the_hub() {
 
 /// A phone kept away from the hub after its user was moved or deactivated: its peers, once
 /// they have synced, refuse the certificate it still holds, and share nothing more with it.
+/// A device whose token was reissued (seen by someone else, or the phone reset): its old store
+/// is refused by the peers that synced since, before the store made with the new token has
+/// synced (they took the old one's certificate until it ran out, 60 days); the new store
+/// binds its keys and meets them as before.
+#[test]
+fn a_reissued_devices_old_store_is_refused_by_peers_that_synced_since() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut old = Device::enrol(dir.path(), &data, "old", Role::CommunityMonitor, &[C01], 1);
+    let mut mate = Device::enrol(dir.path(), &data, "mate", Role::CommunityMonitor, &[C01], 2);
+    let hub = Hub::start(&data);
+    certify(&hub, &mut [&mut old, &mut mate]);
+    peer(&mut old, &mut mate).unwrap();
+
+    let token = common::reissue(&data, old.token.device);
+    mate.sync(&hub.url).unwrap();
+    let case = mate
+        .store
+        .create(&child(area(C01), NAME, mate.user()))
+        .unwrap()
+        .id;
+    let device = old.token.device;
+    assert_eq!(
+        identity_error(peer(&mut old, &mut mate)),
+        IdentityError::Superseded { device }
+    );
+    assert_eq!(
+        identity_error(peer(&mut mate, &mut old)),
+        IdentityError::Superseded { device }
+    );
+    assert!(!old.has(case));
+
+    // The store made with the new token binds its own keys, and its peers take it.
+    let mut renewed = Device::open(
+        dir.path(),
+        "renewed",
+        &token,
+        Role::CommunityMonitor,
+        &[C01],
+        3,
+    );
+    certify(&hub, &mut [&mut renewed, &mut mate]);
+    peer(&mut renewed, &mut mate).unwrap();
+    assert!(renewed.has(case));
+}
+
 #[test]
 fn a_moved_or_deactivated_users_phone_is_refused_by_peers_that_synced_since() {
     let dir = TempDir::new().unwrap();

@@ -119,6 +119,8 @@ const DIRECTORY_LABEL: &[u8] = b"vigie directory v1\0";
 /// of its own, so that no other signature of the hub's reads as one.
 const WIPE_ORDER_LABEL: &[u8] = b"vigie wipe order v1\0";
 const HUB_AGREEMENT_INFO: &[u8] = b"vigie hub agreement key v1";
+/// HKDF info of the keys a reissued device's certificate names until it binds its own.
+const UNBOUND_DEVICE_INFO: &[u8] = b"vigie unbound device keys v1";
 
 /// A device's public keys, as it presents them to the hub.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -232,6 +234,26 @@ impl HubKey {
         hkdf.expand(HUB_AGREEMENT_INFO, &mut *secret)
             .expect("32 bytes is a valid HKDF length");
         StaticSecret::from(*secret)
+    }
+
+    /// The keys a device's certificate names once its token was reissued and before the store
+    /// made with the new token binds its own: derived from this key and the device (so the hub
+    /// knows them for what they are), held by no store. The certificate naming them supersedes
+    /// the old store's with the peers it meets (`Trust::newest`); a bundle sealed to them opens
+    /// on no phone.
+    pub fn unbound_keys(&self, device: Uuid) -> PublicKeys {
+        let hkdf = Hkdf::<Sha256>::new(Some(device.as_bytes()), self.signing.as_bytes());
+        let mut seeds = Zeroizing::new([0u8; 64]);
+        hkdf.expand(UNBOUND_DEVICE_INFO, &mut *seeds)
+            .expect("64 bytes is a valid HKDF length");
+        let mut signing = Zeroizing::new([0u8; 32]);
+        let mut agreement = Zeroizing::new([0u8; 32]);
+        signing.copy_from_slice(&seeds[..32]);
+        agreement.copy_from_slice(&seeds[32..]);
+        PublicKeys {
+            signing: SigningKey::from_bytes(&signing).verifying_key().to_bytes(),
+            agreement: PublicKey::from(&StaticSecret::from(*agreement)).to_bytes(),
+        }
     }
 
     pub fn public(&self) -> HubPublic {

@@ -75,7 +75,12 @@ pub fn hub_identity(
             .ok()
             .filter(|c| c.hub == certifier.key.public().signing)
     };
-    let stored = read.as_deref().and_then(ours);
+    // A reissued device's certificate names keys no store holds (`supersede_reissued`): the
+    // store made with the new token binds its own.
+    let stored = read
+        .as_deref()
+        .and_then(ours)
+        .filter(|c| c.keys != certifier.key.unbound_keys(who.device));
     if let Some(stored) = &stored
         && stored.keys != request.keys
     {
@@ -236,6 +241,34 @@ pub fn recertify_user(
         }
     }
     Ok(certified)
+}
+
+/// After `device`'s token was reissued (its keys unbound in the registry): a certificate for
+/// what `held` (the one its old store holds) says, naming keys no store holds
+/// (`HubKey::unbound_keys`), so that the peers it meets refuse the old store from their next
+/// sync (`Trust::newest`) rather than until its certificate expires, 60 days on, or until the
+/// store made with the new token syncs. False when the device held none of this hub's (no
+/// peer knows it) or bound new keys meanwhile.
+pub fn supersede_reissued(
+    certifier: &Certifier<'_>,
+    device: Uuid,
+    held: &[u8],
+    now_ms: i64,
+) -> Result<bool> {
+    let Ok(held) = Certificate::from_bytes(held) else {
+        return Ok(false);
+    };
+    if held.hub != certifier.key.public().signing {
+        return Ok(false);
+    }
+    let unbound = certifier.key.certify(
+        &held.principal(),
+        &certifier.key.unbound_keys(device),
+        now_ms.max(held.issued_ms + 1),
+    );
+    certifier
+        .registry
+        .keep_certificate(device, &unbound.to_bytes(), None)
 }
 
 /// What a device holds from the hub, as one digest: the hub's keys, its certificate, the

@@ -53,7 +53,9 @@ pub use hub::{
     publish_reference, publish_references, read_as, read_record, refile_record, resolve_as,
     update_record,
 };
-pub use identity::{Certifier, DeviceRegistry, RegisteredDevice, hub_identity, recertify_user};
+pub use identity::{
+    Certifier, DeviceRegistry, RegisteredDevice, hub_identity, recertify_user, supersede_reissued,
+};
 pub use peer::{PeerScope, PeerSession, sync_peers};
 pub use quarantine::{
     QuarantineView, QuarantinedAttachment, ReviewState, Reviewer, accept_quarantined,
