@@ -1500,6 +1500,40 @@ fn a_later_registration_kept_takes_the_first_ones_day_and_its_referrals() {
     );
 }
 
+/// The child's schooling and age corrected on the duplicate by its monitor while the merge was
+/// made elsewhere (she dropped out; she is older than first thought): the correction reaches
+/// the case kept, whose classification follows, as a corrected follow-up does.
+#[test]
+fn schooling_and_age_corrected_on_a_duplicate_merged_meanwhile_reach_the_case_kept() {
+    const NAME: &str = "Adjoua Yao";
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(dir.path());
+    let mut supervisor = Device::new(dir.path(), "supervisor", Role::Supervisor, &["CI-R1"]);
+    let mut monitor = Device::new(dir.path(), "monitor", Role::CommunityMonitor, &[C01]);
+    let user = monitor.principal.user;
+    let mut registered = case(area(C01), NAME, user);
+    registered.school = SchoolStatus::Attending;
+    let kept = monitor.store.create(&registered).unwrap().id;
+    registered.id = Uuid::now_v7();
+    let duplicate = monitor.store.create(&registered).unwrap().id;
+    monitor.sync(&mut hub);
+    supervisor.sync(&mut hub);
+
+    supervisor.store.merge_cases(kept, duplicate).unwrap();
+    let mut corrected: ChildCase = monitor.store.get(duplicate).unwrap();
+    corrected.school = SchoolStatus::DroppedOut;
+    corrected.estimated_age = Some(13);
+    monitor.store.update(&corrected).unwrap();
+    supervisor.sync(&mut hub);
+    let summary = monitor.sync(&mut hub);
+    assert_eq!(summary.pending, 0, "{summary:?}");
+    let on_hub: ChildCase = hub.get(kept).unwrap();
+    assert_eq!(
+        (on_hub.school, on_hub.estimated_age),
+        (SchoolStatus::DroppedOut, Some(13))
+    );
+}
+
 /// A follow-up the merge copied to the case kept, corrected on the duplicate meanwhile by its
 /// monitor ("at risk" found to be "still working", the next visit brought forward): the
 /// correction reaches the case kept, through her phone when it holds the case kept and through

@@ -389,6 +389,37 @@ impl ChildCase {
                 .collect();
             kept.hazards.extend(known);
         }
+        // Corrected on the duplicate since the merge copied it (the child found to have dropped
+        // out of school, her age set right): the correction is the child's, as a follow-up's is
+        // (`carry_field`): the kept case's classification follows. An age only where it fits
+        // the kept case's day (an estimate is of its registration's day).
+        if let Some(t) = taken {
+            carry_field(&mut kept.school, &from.school, &t.school);
+            let age = (kept.date_of_birth, kept.estimated_age, kept.age_basis);
+            carry_field(
+                &mut kept.date_of_birth,
+                &from.date_of_birth,
+                &t.date_of_birth,
+            );
+            if kept.identified_on == from.identified_on {
+                carry_field(
+                    &mut kept.estimated_age,
+                    &from.estimated_age,
+                    &t.estimated_age,
+                );
+            }
+            if (kept.date_of_birth, kept.estimated_age) != (age.0, age.1) {
+                kept.age_basis = from.age_basis;
+            }
+            let fits = kept
+                .date_of_birth
+                .is_none_or(|born| born <= kept.identified_on)
+                && (kept.date_of_birth.is_some() || kept.estimated_age.is_some())
+                && kept.age_on(kept.identified_on).is_some_and(|a| a <= 17);
+            if !fits {
+                (kept.date_of_birth, kept.estimated_age, kept.age_basis) = age;
+            }
+        }
         // A child the duplicate's registration saw verified withdrawn or prevented was: the
         // kept case keeps the day as history (as a reopened case does: it schedules nothing
         // until the kept case is verified itself), so that the child stays counted as having
