@@ -283,6 +283,79 @@ pub fn reaches_unseen_operations(
     false
 }
 
+/// The rule a change breaks that `replaces_kept_objects` finds.
+pub const REPLACES_KEPT_OBJECT: &str =
+    "a change puts a new value in place of a list or a text the record keeps and edits in place";
+
+/// The field (its path) where one of `changes` (of `document`, a record `R`) puts a new value
+/// in place of a map or a text the version it was made on held there: a case's referrals
+/// written as a new empty map, its notes as a new text or a plain string. Automerge takes such
+/// a put over everything made inside the old object meanwhile, without a word: a colleague's
+/// referral and note made offline were gone from every phone, and her own push was refused for
+/// the referral she "removed". An app writes inside the object it holds (`reconcile_map`),
+/// and puts anew only a value kept whole (`Record::WHOLE_VALUES`: a GPS point), a clearing
+/// (a null), a conflict's resolution (over several values), a field an earlier version held
+/// as text that is now a plain value, or a derived field.
+pub(crate) fn replaces_kept_objects<R: Record>(
+    document: &Automerge,
+    changes: &[ChangeHash],
+) -> Option<String> {
+    use automerge::legacy::{Key, ObjectId, OpType};
+    let schema = Schema::of::<R>();
+    let export = |counter: u64, actor: &ActorId| format!("{counter}@{}", actor.to_hex_string());
+    for hash in changes {
+        let change = document.get_change_by_hash(hash)?;
+        let Ok(expanded) = std::panic::catch_unwind(|| change.decode()) else {
+            return Some(String::new());
+        };
+        for op in &expanded.operations {
+            let (Key::Map(key), 1, Some(replaced)) = (&op.key, op.pred.len(), op.pred.get(0))
+            else {
+                continue;
+            };
+            let clearing = matches!(&op.action, OpType::Put(ScalarValue::Null));
+            if !matches!(&op.action, OpType::Make(_) | OpType::Put(_)) {
+                continue;
+            }
+            let Ok((_, held)) = document.import(&export(replaced.0, &replaced.1)) else {
+                continue;
+            };
+            let (text, map) = (held == ObjType::Text, held == ObjType::Map);
+            if !(text || map) || (map && clearing) {
+                continue;
+            }
+            let parent = match &op.obj {
+                ObjectId::Root => automerge::ROOT,
+                ObjectId::Id(id) => match document.import_obj(&export(id.0, &id.1)) {
+                    Ok(parent) => parent,
+                    Err(_) => continue,
+                },
+            };
+            let Ok(above) = document.parents(&parent).map(|p| p.path()) else {
+                continue;
+            };
+            let mut path: Vec<String> = above
+                .into_iter()
+                .map(|(_, prop)| match prop {
+                    automerge::Prop::Map(k) => k,
+                    automerge::Prop::Seq(i) => i.to_string(),
+                })
+                .collect();
+            path.push(key.to_string());
+            let segments: Vec<&str> = path.iter().map(String::as_str).collect();
+            let kept_in_place = if text {
+                schema.is_text(&segments)
+            } else {
+                !schema.is_whole(&segments)
+            };
+            if kept_in_place && !schema.is_derived(&segments) && !reserved_key(segments[0]) {
+                return Some(path.join("."));
+            }
+        }
+    }
+    None
+}
+
 pub use crate::domain::limits::DEVICE_SHARE_OF_CHANGES;
 
 /// Actors one device may write a record's changes under: its store's, one for each time the

@@ -3408,3 +3408,126 @@ fn a_lost_phones_work_finding_no_room_for_review_waits_on_its_carrier() {
     assert_eq!(kept.len(), limit);
     assert!(kept.iter().any(|q| q.record == held), "her note");
 }
+
+/// One change of an altered app, in `device`'s name and under its actor, made on its copy of
+/// `id` by `write`; pushed alone, its acknowledgement.
+fn altered_push(
+    hub: &mut Store,
+    device: &Device,
+    id: Uuid,
+    write: impl FnOnce(&mut automerge::transaction::Transaction<'_>),
+) -> wire::PushOutcome {
+    use automerge::transaction::CommitOptions;
+    let bytes = device.store.export_document(id).unwrap();
+    let mut document = automerge::Automerge::load(&bytes)
+        .unwrap()
+        .with_actor(device.store.actor().clone());
+    let mut tx = document.transaction();
+    write(&mut tx);
+    tx.commit_with(
+        CommitOptions::default()
+            .with_message(serde_json::to_string(&device.store.author()).unwrap()),
+    );
+    let request = SyncRequest {
+        actor: device.store.actor().to_bytes().to_vec(),
+        cursor: None,
+        push: vec![wire::PushEntry {
+            id,
+            heads: document.get_heads().iter().map(|h| h.0).collect(),
+            changes: document.save(),
+        }],
+        refetch: Vec::new(),
+        max_response_bytes: 1 << 20,
+        receipt: 0,
+        identity: None,
+        headless_documents: false,
+        incarnation: None,
+        device_clock: None,
+    };
+    let response = hub
+        .hub_handle(
+            &device.principal,
+            &wire::encode_request(&request),
+            &HubLimits::default(),
+        )
+        .unwrap();
+    let response = wire::decode_response(&response, 1 << 26).unwrap();
+    response
+        .acks
+        .into_iter()
+        .find(|a| a.id == id)
+        .unwrap()
+        .outcome
+}
+
+/// An altered app puts a case's referrals anew as an empty map, or its notes as a new text
+/// or a plain string, where its copy held them: Automerge would take that over a colleague's
+/// referral and note made offline inside the old ones, with no conflict shown. The hub
+/// refuses it, naming the field, and the colleague's work arrives whole.
+#[test]
+fn the_hub_refuses_a_list_or_text_put_anew_in_place_of_the_one_held() {
+    use automerge::transaction::Transactable as _;
+    let dir = TempDir::new().unwrap();
+    let (mut hub, mut supervisor, mut monitor, _) = enrolled(&dir);
+    let id = monitor.create_case(C01, NAME_C01);
+    let mut noted: ChildCase = monitor.store.get(id).unwrap();
+    noted.notes = "Vue au champ.".into();
+    monitor.store.update(&noted).unwrap();
+    monitor.sync(&mut hub);
+    supervisor.sync(&mut hub);
+    // Offline, the monitor refers the child and adds to the notes.
+    monitor
+        .store
+        .refer_case(
+            id,
+            Referral {
+                service: ServiceKind::Education,
+                provider: "École primaire publique".into(),
+                date: NaiveDate::from_ymd_opt(2026, 4, 10).unwrap(),
+                outcome: String::new(),
+            },
+        )
+        .unwrap();
+    let mut noted: ChildCase = monitor.store.get(id).unwrap();
+    noted.notes.push_str(" Orientée vers l'école.");
+    monitor.store.update(&noted).unwrap();
+
+    let refused = |outcome: wire::PushOutcome| match outcome {
+        wire::PushOutcome::Refused {
+            detail: Some(detail),
+            ..
+        } => detail.field,
+        other => panic!("{other:?}"),
+    };
+    let outcome = altered_push(&mut hub, &supervisor, id, |tx| {
+        tx.put_object(automerge::ROOT, "referrals", automerge::ObjType::Map)
+            .unwrap();
+    });
+    assert_eq!(refused(outcome), "referrals");
+    let outcome = altered_push(&mut hub, &supervisor, id, |tx| {
+        tx.put(automerge::ROOT, "notes", "Vue au champ.").unwrap();
+    });
+    assert_eq!(refused(outcome), "notes");
+    let outcome = altered_push(&mut hub, &supervisor, id, |tx| {
+        let text = tx
+            .put_object(automerge::ROOT, "notes", automerge::ObjType::Text)
+            .unwrap();
+        tx.splice_text(&text, 0, 0, "Vue au champ.").unwrap();
+    });
+    assert_eq!(refused(outcome), "notes");
+    // An honest edit beside them is taken.
+    let outcome = altered_push(&mut hub, &supervisor, id, |tx| {
+        tx.put(automerge::ROOT, "hours_per_week", 14_i64).unwrap();
+    });
+    assert!(
+        matches!(outcome, wire::PushOutcome::Accepted { .. }),
+        "{outcome:?}"
+    );
+
+    let told = monitor.sync(&mut hub);
+    assert!(told.refused.is_empty() && told.pending == 0, "{told:?}");
+    let held: ChildCase = hub.get(id).unwrap();
+    assert_eq!(held.referrals.len(), 1);
+    assert_eq!(held.notes, "Vue au champ. Orientée vers l'école.");
+    assert_eq!(held.hours_per_week, 14);
+}

@@ -4244,6 +4244,29 @@ fn admit_content<'a>(
             ));
         }
     }
+    // A list or a text the record keeps, put anew in place of the one the sender held (a
+    // case's referrals as a new empty map): what no app writes, and Automerge would take it
+    // over every colleague's edit inside the old one, without a word.
+    {
+        let hashes: Vec<ChangeHash> = new_changes.iter().map(|c| c.hash).collect();
+        let replaced = match kind {
+            RecordKind::ChildCase => doc::replaces_kept_objects::<ChildCase>(document, &hashes),
+            RecordKind::Visit => doc::replaces_kept_objects::<Visit>(document, &hashes),
+            RecordKind::Workplace => doc::replaces_kept_objects::<Workplace>(document, &hashes),
+            RecordKind::User | RecordKind::Reference => None,
+        };
+        if let Some(field) = replaced {
+            let field = if field.is_empty() {
+                kind.as_str().to_string()
+            } else {
+                field
+            };
+            return Err(Refused::step(
+                &field,
+                NotAllowed::new(doc::REPLACES_KEPT_OBJECT),
+            ));
+        }
+    }
     // A record may not be moved out of the sender's areas either.
     let area = record
         .area()
