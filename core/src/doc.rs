@@ -296,7 +296,21 @@ pub const REPLACES_KEPT_OBJECT: &str =
 /// and puts anew only a value kept whole (`Record::WHOLE_VALUES`: a GPS point), a clearing
 /// (a null), a conflict's resolution (over several values), a field an earlier version held
 /// as text that is now a plain value, or a derived field.
-pub(crate) fn replaces_kept_objects<R: Record>(
+pub(crate) fn replaces_kept_objects(
+    kind: RecordKind,
+    document: &Automerge,
+    changes: &[ChangeHash],
+) -> Option<String> {
+    use crate::domain::records::{ChildCase, Visit, Workplace};
+    match kind {
+        RecordKind::ChildCase => replaces_kept_objects_of::<ChildCase>(document, changes),
+        RecordKind::Visit => replaces_kept_objects_of::<Visit>(document, changes),
+        RecordKind::Workplace => replaces_kept_objects_of::<Workplace>(document, changes),
+        RecordKind::User | RecordKind::Reference => None,
+    }
+}
+
+fn replaces_kept_objects_of<R: Record>(
     document: &Automerge,
     changes: &[ChangeHash],
 ) -> Option<String> {

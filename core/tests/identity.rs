@@ -3417,17 +3417,7 @@ fn altered_push(
     id: Uuid,
     write: impl FnOnce(&mut automerge::transaction::Transaction<'_>),
 ) -> wire::PushOutcome {
-    use automerge::transaction::CommitOptions;
-    let bytes = device.store.export_document(id).unwrap();
-    let mut document = automerge::Automerge::load(&bytes)
-        .unwrap()
-        .with_actor(device.store.actor().clone());
-    let mut tx = document.transaction();
-    write(&mut tx);
-    tx.commit_with(
-        CommitOptions::default()
-            .with_message(serde_json::to_string(&device.store.author()).unwrap()),
-    );
+    let document = altered(device, id, write);
     let request = SyncRequest {
         actor: device.store.actor().to_bytes().to_vec(),
         cursor: None,
@@ -3458,6 +3448,26 @@ fn altered_push(
         .find(|a| a.id == id)
         .unwrap()
         .outcome
+}
+
+/// `device`'s copy of `id` with one change of an altered app, in its name and under its actor.
+fn altered(
+    device: &Device,
+    id: Uuid,
+    write: impl FnOnce(&mut automerge::transaction::Transaction<'_>),
+) -> automerge::Automerge {
+    use automerge::transaction::CommitOptions;
+    let bytes = device.store.export_document(id).unwrap();
+    let mut document = automerge::Automerge::load(&bytes)
+        .unwrap()
+        .with_actor(device.store.actor().clone());
+    let mut tx = document.transaction();
+    write(&mut tx);
+    tx.commit_with(
+        CommitOptions::default()
+            .with_message(serde_json::to_string(&device.store.author()).unwrap()),
+    );
+    document
 }
 
 /// An altered app puts a case's referrals anew as an empty map, or its notes as a new text
@@ -3523,6 +3533,21 @@ fn the_hub_refuses_a_list_or_text_put_anew_in_place_of_the_one_held() {
         matches!(outcome, wire::PushOutcome::Accepted { .. }),
         "{outcome:?}"
     );
+
+    // Nor does a phone take it from a peer.
+    let document = altered(&supervisor, id, |tx| {
+        tx.put_object(automerge::ROOT, "referrals", automerge::ObjType::Map)
+            .unwrap();
+    });
+    let bundle = supervisor
+        .store
+        .seal_bundle(
+            vec![(id, document.save())],
+            &[Recipient::Device(monitor.id())],
+        )
+        .unwrap();
+    let report = monitor.store.import_bundle(&bundle).unwrap();
+    assert_eq!(report.refused, 1, "{report:?}");
 
     let told = monitor.sync(&mut hub);
     assert!(told.refused.is_empty() && told.pending == 0, "{told:?}");

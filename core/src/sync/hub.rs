@@ -4249,13 +4249,7 @@ fn admit_content<'a>(
     // over every colleague's edit inside the old one, without a word.
     {
         let hashes: Vec<ChangeHash> = new_changes.iter().map(|c| c.hash).collect();
-        let replaced = match kind {
-            RecordKind::ChildCase => doc::replaces_kept_objects::<ChildCase>(document, &hashes),
-            RecordKind::Visit => doc::replaces_kept_objects::<Visit>(document, &hashes),
-            RecordKind::Workplace => doc::replaces_kept_objects::<Workplace>(document, &hashes),
-            RecordKind::User | RecordKind::Reference => None,
-        };
-        if let Some(field) = replaced {
+        if let Some(field) = doc::replaces_kept_objects(kind, document, &hashes) {
             let field = if field.is_empty() {
                 kind.as_str().to_string()
             } else {

@@ -160,6 +160,10 @@ pub(crate) fn check_changes(
     {
         return Err(refused(id, doc::UNSEEN_OPERATIONS));
     }
+    // As the hub judges it: a peer's altered app would take a colleague's work away here too.
+    if doc::replaces_kept_objects(kind, document, &hashes).is_some() {
+        return Err(refused(id, doc::REPLACES_KEPT_OBJECT));
+    }
     let makers: HashSet<Uuid> = runs.iter().map(|run| run.device).collect();
     if !doc::devices_within_share(document, &makers, &DocumentLimits::STANDARD) {
         return Err(refused(
