@@ -4247,7 +4247,8 @@ fn admit_content<'a>(
     // A list or a text the record keeps, put anew in place of the one the sender held (a
     // case's referrals as a new empty map): what no app writes, and Automerge would take it
     // over every colleague's edit inside the old one, without a word.
-    {
+    // (A record new to the hub holds nothing anyone else made inside it.)
+    if !before.is_empty() {
         let hashes: Vec<ChangeHash> = new_changes.iter().map(|c| c.hash).collect();
         if let Some(field) = doc::replaces_kept_objects(kind, document, &hashes) {
             let field = if field.is_empty() {
@@ -4302,7 +4303,7 @@ fn admit_content<'a>(
     // A record new to the hub, as its first write made it: the version its later writes were
     // judged from on the phone, for what only they may change (a plan made before the child's
     // age was corrected, both offline).
-    let created = match (&base, writes.first()) {
+    let created = || match (&base, writes.first()) {
         (None, Some(first)) => TypedRecord::read_at(kind, id, document, &[*first]).ok(),
         _ => None,
     };
@@ -4310,7 +4311,7 @@ fn admit_content<'a>(
         rules.reference,
         (rules.author_role, rules.author.user),
         (judged_base.as_ref(), &theirs),
-        created.as_ref(),
+        &created,
         &record,
         &today,
     ) {
@@ -4708,14 +4709,14 @@ pub const COMBINED_WITH_OTHERS: &str =
 /// (as the hub would store it) passes the phone's own validation against the reference
 /// versions it was captured with, and its area is a path of its country's area tree in force
 /// (the version it was captured with, else the latest); every workflow step from `from` to `to`
-/// (the sender's own, see `accept_push`) is allowed to the sender's role (`rights`); `created`,
-/// a record new to the hub as its first write made it. Every path that lets a device's changes
-/// into the hub's records goes through it.
+/// (the sender's own, see `accept_push`) is allowed to the sender's role (`rights`); `created`
+/// reads a record new to the hub as its first write made it. Every path that lets a device's
+/// changes into the hub's records goes through it.
 pub(crate) fn check_content(
     reference: &ReferenceData,
     (role, user): (Role, Uuid),
     (from, to): (Option<&TypedRecord>, &TypedRecord),
-    created: Option<&TypedRecord>,
+    created: &dyn Fn() -> Option<TypedRecord>,
     merged: &TypedRecord,
     today: &crate::domain::records::Today,
 ) -> std::result::Result<(), Refused> {
@@ -4760,13 +4761,20 @@ pub(crate) fn check_content(
     )
     .map_err(Refused::breaking)?;
     // A new record's plans are judged from its first version, as the phone judged its later
-    // writes (a plan that passed, then the age corrected: each write passed).
-    crate::domain::records::plans_within_childhood(
-        from.or(created).map(TypedRecord::subject),
-        to.subject(),
-        reference,
-    )
-    .map_err(Refused::breaking)?;
+    // writes (a plan that passed, then the age corrected: each write passed); read only then.
+    let plans = |before: Option<&TypedRecord>| {
+        crate::domain::records::plans_within_childhood(
+            before.map(TypedRecord::subject),
+            to.subject(),
+            reference,
+        )
+    };
+    if let Err(e) = plans(from) {
+        match from {
+            None if created().is_some_and(|first| plans(Some(&first)).is_ok()) => {}
+            _ => return Err(Refused::breaking(e)),
+        }
+    }
     // Judged when the sender files the record: an edit that leaves it where it is stays
     // possible after a new tree renamed its community (a record captured before its phone
     // held any tree names no version to be judged by).
