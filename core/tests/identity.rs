@@ -1299,51 +1299,34 @@ fn a_relayed_edit_made_at_an_older_version_waits_for_its_author() {
 fn a_plan_then_a_corrected_birth_date_pushed_together_are_taken() {
     let dir = TempDir::new().unwrap();
     let (mut hub, _supervisor, mut monitor, _other) = enrolled(&dir);
-    let mut case = child(C01, NAME_C01, monitor.principal.user);
-    case.estimated_age = None;
-    case.date_of_birth = Some(NaiveDate::from_ymd_opt(2012, 1, 1).unwrap());
-    let case = monitor.store.create(&case).unwrap();
-    monitor.sync(&mut hub);
-    let mut planned: ChildCase = monitor.store.get(case.id).unwrap();
-    planned.followups.insert(
-        Uuid::now_v7(),
-        FollowUp::new(
-            NaiveDate::from_ymd_opt(2026, 5, 1).unwrap(),
-            FollowUpSituation::AtRisk,
-            Some(NaiveDate::from_ymd_opt(2027, 6, 1).unwrap()),
-        ),
-    );
-    let planned = monitor.store.update(&planned).unwrap();
-    let mut corrected = planned.clone();
-    corrected.date_of_birth = Some(NaiveDate::from_ymd_opt(2008, 9, 10).unwrap());
-    monitor.store.update(&corrected).unwrap();
-    let told = monitor.sync(&mut hub);
-    assert!(told.refused.is_empty() && told.pending == 0, "{told:?}");
-    let held: ChildCase = hub.get(case.id).unwrap();
-    assert_eq!(held.followups.len(), 1);
-    assert_eq!(held.follow_up_due, None);
-
-    // The same with the case new to the hub: registered, planned and corrected offline, its
-    // plans are judged from its first version (the hub judged them from none, and refused it).
-    let mut case = child(C01, NAME_C01, monitor.principal.user);
-    case.estimated_age = None;
-    case.date_of_birth = Some(NaiveDate::from_ymd_opt(2012, 1, 1).unwrap());
-    let case = monitor.store.create(&case).unwrap();
-    let mut planned: ChildCase = monitor.store.get(case.id).unwrap();
-    planned.followups.insert(
-        Uuid::now_v7(),
-        FollowUp::new(
-            NaiveDate::from_ymd_opt(2026, 5, 1).unwrap(),
-            FollowUpSituation::AtRisk,
-            Some(NaiveDate::from_ymd_opt(2027, 6, 1).unwrap()),
-        ),
-    );
-    let mut corrected = monitor.store.update(&planned).unwrap();
-    corrected.date_of_birth = Some(NaiveDate::from_ymd_opt(2008, 9, 10).unwrap());
-    monitor.store.update(&corrected).unwrap();
-    let told = monitor.sync(&mut hub);
-    assert!(told.refused.is_empty() && told.pending == 0, "{told:?}");
-    assert_eq!(hub.get::<ChildCase>(case.id).unwrap().followups.len(), 1);
+    // Held by the hub before the plan, then (the hub judged it from no version, and refused it)
+    // new to the hub: registered, planned and corrected offline, judged from its first version.
+    for synced_first in [true, false] {
+        let mut case = child(C01, NAME_C01, monitor.principal.user);
+        case.estimated_age = None;
+        case.date_of_birth = Some(NaiveDate::from_ymd_opt(2012, 1, 1).unwrap());
+        let case = monitor.store.create(&case).unwrap();
+        if synced_first {
+            monitor.sync(&mut hub);
+        }
+        let mut planned: ChildCase = monitor.store.get(case.id).unwrap();
+        planned.followups.insert(
+            Uuid::now_v7(),
+            FollowUp::new(
+                NaiveDate::from_ymd_opt(2026, 5, 1).unwrap(),
+                FollowUpSituation::AtRisk,
+                Some(NaiveDate::from_ymd_opt(2027, 6, 1).unwrap()),
+            ),
+        );
+        let mut corrected = monitor.store.update(&planned).unwrap();
+        corrected.date_of_birth = Some(NaiveDate::from_ymd_opt(2008, 9, 10).unwrap());
+        monitor.store.update(&corrected).unwrap();
+        let told = monitor.sync(&mut hub);
+        assert!(told.refused.is_empty() && told.pending == 0, "{told:?}");
+        let held: ChildCase = hub.get(case.id).unwrap();
+        assert_eq!(held.followups.len(), 1);
+        assert_eq!(held.follow_up_due, None);
+    }
 }
 
 /// The same for a relay that got the case from a bundle only, never from the hub: it knows no
@@ -3418,36 +3401,16 @@ fn altered_push(
     write: impl FnOnce(&mut automerge::transaction::Transaction<'_>),
 ) -> wire::PushOutcome {
     let document = altered(device, id, write);
-    let request = SyncRequest {
-        actor: device.store.actor().to_bytes().to_vec(),
-        cursor: None,
-        push: vec![wire::PushEntry {
+    common::push_one(
+        hub,
+        &device.principal,
+        &device.store,
+        wire::PushEntry {
             id,
             heads: document.get_heads().iter().map(|h| h.0).collect(),
             changes: document.save(),
-        }],
-        refetch: Vec::new(),
-        max_response_bytes: 1 << 20,
-        receipt: 0,
-        identity: None,
-        headless_documents: false,
-        incarnation: None,
-        device_clock: None,
-    };
-    let response = hub
-        .hub_handle(
-            &device.principal,
-            &wire::encode_request(&request),
-            &HubLimits::default(),
-        )
-        .unwrap();
-    let response = wire::decode_response(&response, 1 << 26).unwrap();
-    response
-        .acks
-        .into_iter()
-        .find(|a| a.id == id)
-        .unwrap()
-        .outcome
+        },
+    )
 }
 
 /// `device`'s copy of `id` with one change of an altered app, in its name and under its actor.

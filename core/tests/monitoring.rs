@@ -2127,17 +2127,22 @@ fn a_kept_case_that_takes_a_referral_in_a_merge_is_referred() {
 fn a_date_of_birth_the_duplicate_recorded_is_taken_by_a_case_kept_with_an_estimate() {
     let dir = TempDir::new().unwrap();
     let mut store = open(&dir, "supervisor.db", SUPERVISOR);
-    let mut estimated = child(C01, "Kouamé Adjoa", MONITOR);
-    estimated.date_of_birth = None;
-    estimated.estimated_age = Some(15);
-    let kept = store.create(&estimated).unwrap();
-    let mut certified = child(C01, "Adjoa Kouamé", MONITOR_2);
-    certified.identified_on = date(2025, 10, 1);
-    certified.date_of_birth = Some(date(2011, 3, 15));
-    let duplicate = store.create(&certified).unwrap();
-    let (kept, _) = as_role(&mut store, Role::Supervisor)
-        .merge_cases(kept.id, duplicate.id)
-        .unwrap();
+    // A case estimated `estimate` on the usual day, kept; a later registration born `born`.
+    let mut merged = |estimate: i32, born: NaiveDate| {
+        let mut estimated = child(C01, "Kouamé Adjoa", MONITOR);
+        estimated.date_of_birth = None;
+        estimated.estimated_age = Some(estimate);
+        let kept = store.create(&estimated).unwrap();
+        let mut certified = child(C01, "Adjoa Kouamé", MONITOR_2);
+        certified.identified_on = date(2025, 10, 1);
+        certified.date_of_birth = Some(born);
+        let duplicate = store.create(&certified).unwrap();
+        as_role(&mut store, Role::Supervisor)
+            .merge_cases(kept.id, duplicate.id)
+            .unwrap()
+            .0
+    };
+    let kept = merged(15, date(2011, 3, 15));
     assert_eq!(
         kept.identified_on,
         date(2025, 9, 1),
@@ -2145,19 +2150,8 @@ fn a_date_of_birth_the_duplicate_recorded_is_taken_by_a_case_kept_with_an_estima
     );
     assert_eq!(kept.date_of_birth, Some(date(2011, 3, 15)));
     assert_eq!(kept.age_on(kept.identified_on), Some(14));
-
     // Born after the kept case's day: not this child's date on that day, left.
-    let mut estimated = child(C01, "Yao Affoué", MONITOR);
-    estimated.date_of_birth = None;
-    estimated.estimated_age = Some(9);
-    let kept = store.create(&estimated).unwrap();
-    let mut later = child(C01, "Affoué Yao", MONITOR_2);
-    later.identified_on = date(2025, 10, 1);
-    later.date_of_birth = Some(date(2025, 9, 20));
-    let duplicate = store.create(&later).unwrap();
-    let (kept, _) = as_role(&mut store, Role::Supervisor)
-        .merge_cases(kept.id, duplicate.id)
-        .unwrap();
+    let kept = merged(9, date(2025, 9, 20));
     assert_eq!((kept.date_of_birth, kept.estimated_age), (None, Some(9)));
 }
 
