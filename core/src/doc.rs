@@ -293,9 +293,9 @@ pub const REPLACES_KEPT_OBJECT: &str =
 /// a put over everything made inside the old object meanwhile, without a word: a colleague's
 /// referral and note made offline were gone from every phone, and her own push was refused for
 /// the referral she "removed". An app writes inside the object it holds (`reconcile_map`),
-/// and puts anew only a value kept whole (`Record::WHOLE_VALUES`: a GPS point), a clearing
-/// (a null), a conflict's resolution (over several values), a field an earlier version held
-/// as text that is now a plain value, or a derived field.
+/// and puts anew (or clears) only a value kept whole (`Record::WHOLE_VALUES`: a GPS point), a
+/// conflict's resolution (over several values), a field an earlier version held as text that
+/// is now a plain value, or a derived field.
 pub(crate) fn replaces_kept_objects(
     kind: RecordKind,
     document: &Automerge,
@@ -327,17 +327,15 @@ fn replaces_kept_objects_of<R: Record>(
             else {
                 continue;
             };
-            let clearing = matches!(&op.action, OpType::Put(ScalarValue::Null));
             if !matches!(&op.action, OpType::Make(_) | OpType::Put(_)) {
                 continue;
             }
             let Ok((_, held)) = document.import(&export(replaced.0, &replaced.1)) else {
                 continue;
             };
-            let (text, map) = (held == ObjType::Text, held == ObjType::Map);
-            if !(text || map) || (map && clearing) {
-                continue;
-            }
+            // A null too: no map a record keeps is ever cleared but a whole value (a null
+            // then a new map, in one change or two, took a colleague's follow-up away).
+            let text = held == ObjType::Text;
             let parent = match &op.obj {
                 ObjectId::Root => automerge::ROOT,
                 ObjectId::Id(id) => match document.import_obj(&export(id.0, &id.1)) {

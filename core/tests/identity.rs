@@ -2617,6 +2617,46 @@ fn enrolled_with_colleague(dir: &TempDir) -> (Store, Device, Device, Device) {
     (hub, supervisor, monitor, colleague)
 }
 
+/// Two monitors register one child offline; a supervisor meets both and merges one
+/// registration into the other before the kept one reached the hub. The merge waits for it,
+/// as an edit built on a colleague's work does: refused, with the advice to give it up, it
+/// was lost, and the phones that got it by peer undid it meanwhile.
+#[test]
+fn a_merge_into_a_colleagues_case_the_hub_has_not_received_waits_for_it() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, mut supervisor, mut monitor, mut colleague) = enrolled_with_colleague(&dir);
+    let kept = monitor.create_case(C01, NAME_C01);
+    let duplicate = colleague.create_case(C01, NAME_C01);
+    peer(&mut monitor, &mut supervisor).unwrap();
+    peer(&mut colleague, &mut supervisor).unwrap();
+    supervisor.store.merge_cases(kept, duplicate).unwrap();
+    peer(&mut colleague, &mut supervisor).unwrap();
+    colleague.sync(&mut hub);
+    let told = supervisor.sync(&mut hub);
+    assert!(told.refused.is_empty(), "{told:?}");
+    assert!(told.pending >= 2, "{told:?}");
+    assert!(colleague.sync(&mut hub).refused.is_empty());
+    assert_eq!(
+        colleague
+            .store
+            .get::<ChildCase>(duplicate)
+            .unwrap()
+            .merged_into,
+        Some(kept),
+        "not undone on the colleague's phone"
+    );
+
+    monitor.sync(&mut hub);
+    let told = supervisor.sync(&mut hub);
+    assert!(told.refused.is_empty() && told.pending == 0, "{told:?}");
+    assert_eq!(
+        hub.get::<ChildCase>(duplicate).unwrap().merged_into,
+        Some(kept)
+    );
+    let told = colleague.sync(&mut hub);
+    assert!(told.refused.is_empty() && told.pending == 0, "{told:?}");
+}
+
 /// A record a peer brought, which the hub has not yet received from the device that made it,
 /// waits for that device: nothing to correct, told apart from a refusal, and still relayed.
 #[test]
@@ -3488,6 +3528,14 @@ fn the_hub_refuses_a_list_or_text_put_anew_in_place_of_the_one_held() {
         tx.splice_text(&text, 0, 0, "Vue au champ.").unwrap();
     });
     assert_eq!(refused(outcome), "notes");
+    // Cleared first, then put anew: the same.
+    let outcome = altered_push(&mut hub, &supervisor, id, |tx| {
+        tx.put(automerge::ROOT, "referrals", automerge::ScalarValue::Null)
+            .unwrap();
+        tx.put_object(automerge::ROOT, "referrals", automerge::ObjType::Map)
+            .unwrap();
+    });
+    assert_eq!(refused(outcome), "referrals");
     // An honest edit beside them is taken.
     let outcome = altered_push(&mut hub, &supervisor, id, |tx| {
         tx.put(automerge::ROOT, "hours_per_week", 14_i64).unwrap();

@@ -218,7 +218,7 @@ fn check_visit_filing<R: Record>(
 }
 
 /// A case merged into another names a case this store holds, as the hub requires
-/// (`hub::merge_target_held`): checked when a write sets it, on the document written.
+/// (`hub::merge_target`): checked when a write sets it, on the document written.
 fn check_merge_target(
     tx: &Transaction,
     document: &Automerge,

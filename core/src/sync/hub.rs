@@ -3760,35 +3760,52 @@ fn evaluate_new(
     }
 }
 
-/// Whether the case a pushed child case is now merged into (if the push changed it) is a case
-/// the hub holds in the sender's scope, and the merge closes no cycle (`closes_a_cycle`). A
-/// merge that reaches the hub after the kept case was erased, or a `merged_into` set by hand
-/// to the id of nothing, would hide the case from every list, alert and count, everywhere.
-fn merge_target_held(
+/// Where the case a pushed child case is now merged into (if the push changed it) stands
+/// (`merge_target`).
+enum MergeTarget {
+    /// A case the hub holds in the sender's scope, the merge closing no cycle; or no merge.
+    Held,
+    /// A case the hub has not received yet, and did not erase: a colleague's registration the
+    /// sender's phone got by a peer session or a bundle, merged into offline. The merge waits
+    /// for it, as an edit built on a colleague's changes does (refused, and given up as its
+    /// advice said, the merge was lost; and phones that got it by peer undid it).
+    NotYet,
+    Refused,
+}
+
+/// `MergeTarget` of a pushed child case. A merge that reaches the hub after the kept case was
+/// erased, or a `merged_into` set by hand to the id of nothing in the sender's areas, would
+/// hide the case from every list, alert and count, everywhere.
+fn merge_target(
     tx: &mut dyn HubTransaction,
     rules: &Rules<'_>,
     id: Uuid,
     document: &Automerge,
     before: &[ChangeHash],
-) -> Result<bool> {
+) -> Result<MergeTarget> {
     let merged_into = |heads| doc::merged_into_of(document, heads);
     if doc::kind_of(document) != Some(RecordKind::ChildCase) {
-        return Ok(true);
+        return Ok(MergeTarget::Held);
     }
     let Some(target) = merged_into(None) else {
-        return Ok(true);
+        return Ok(MergeTarget::Held);
     };
     if !before.is_empty() && merged_into(Some(before)) == Some(target) {
-        return Ok(true);
+        return Ok(MergeTarget::Held);
     }
     let held = match tx.record(target, false)? {
         Some(kept) => {
             kept.kind == RecordKind::ChildCase
                 && kept.area.as_ref().is_some_and(|a| rules.scope.covers(a))
         }
+        None if target != id && !tx.is_erased(target)? => return Ok(MergeTarget::NotYet),
         None => false,
     };
-    Ok(held && !closes_a_cycle(tx, id, target)?)
+    Ok(if held && !closes_a_cycle(tx, id, target)? {
+        MergeTarget::Held
+    } else {
+        MergeTarget::Refused
+    })
 }
 
 /// Whether merging case `id` into `target` closes a cycle of three or more cases (A into B
@@ -3837,7 +3854,7 @@ pub(crate) struct Admitted {
 /// The rules a record's new state must pass to be stored on the hub, whoever sends it: one
 /// home for pushes, the console's edits and quarantined changes a supervisor accepts.
 /// `admit_content` judges the document alone; then a case it merges into another must name a
-/// case the hub holds in the sender's scope (`merge_target_held`). `Err` is a storage failure;
+/// case the hub holds in the sender's scope (`merge_target`). `Err` is a storage failure;
 /// `Ok(Err)` the refusal.
 pub(crate) fn admit(
     tx: &mut dyn HubTransaction,
@@ -3893,13 +3910,22 @@ fn admit_read(
             }),
         }));
     }
-    if !merge_target_held(tx, rules, id, document, before)? {
-        return Ok(Err(Refused::step(
-            "merged_into",
-            NotAllowed::new(
-                "a case is merged only into a case the hub holds in the sender's areas, never into one merged through others into it: give this merge up (discard the refused changes)",
-            ),
-        )));
+    match merge_target(tx, rules, id, document, before)? {
+        MergeTarget::Held => {}
+        MergeTarget::NotYet => {
+            return Ok(Err(Refused {
+                reason: Refusal::ForeignChanges,
+                detail: None,
+            }));
+        }
+        MergeTarget::Refused => {
+            return Ok(Err(Refused::step(
+                "merged_into",
+                NotAllowed::new(
+                    "a case is merged only into a case the hub holds in the sender's areas, never into one merged through others into it: give this merge up (discard the refused changes)",
+                ),
+            )));
+        }
     }
     if merges_an_erased_case(tx, &record, &held)? {
         return Ok(Err(Refused::step(
