@@ -1748,6 +1748,65 @@ fn a_history_says_when_the_hub_received_each_change() {
     assert!(made.iter().any(|t| (*t - now).num_days() > 300), "{made:?}");
 }
 
+/// Three registrations of one child merged one into the next (A into B, then B into C): the
+/// child's file of C, and its page, hold A and its document too, as erasing C takes A (the
+/// file read one level of merges, and lost A's registration and its files).
+#[test]
+fn a_childs_file_holds_the_registrations_merged_through_another() {
+    let s = setup();
+    let mut f = field(&s);
+    let mut registered = |name: &str| {
+        f.mine
+            .store
+            .create(&child(area(C01), name, f.mine.user()))
+            .expect("case")
+            .id
+    };
+    let (a, b) = (registered("Adjoa Traore"), registered("Traoré Adjoa"));
+    f.mine
+        .store
+        .add_attachment(
+            a,
+            &NewAttachment {
+                kind: AttachmentKind::Document,
+                media_type: "application/pdf".into(),
+                caption: "Consentement".into(),
+            },
+            &b"%PDF-1.4\n consent"[..],
+        )
+        .expect("attachment");
+    f.mine.sync(&s.hub.url).expect("sync");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut supervisor = Device::enrol(
+        dir.path(),
+        &s.data,
+        "superviseur-chaine",
+        Role::Supervisor,
+        &[C01],
+        32,
+    );
+    supervisor.sync(&s.hub.url).expect("sync");
+    supervisor.store.merge_cases(b, a).expect("merge");
+    supervisor.store.merge_cases(f.my_case, b).expect("merge");
+    let merged = supervisor.sync(&s.hub.url).expect("sync");
+    assert!(merged.refused.is_empty(), "{merged:?}");
+    let mut browser = signed_in(&s, "sup.chain");
+    let file = browser.get(&format!("/console/cases/{}/file.json", f.my_case));
+    assert_eq!(file.status, 200);
+    let held: serde_json::Value = serde_json::from_str(&file.body).expect("JSON");
+    let registrations: Vec<&str> = held["merged_duplicates"]
+        .as_array()
+        .expect("the registrations merged")
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert!(
+        registrations.contains(&"Adjoa Traore") && registrations.contains(&"Traoré Adjoa"),
+        "{registrations:?}"
+    );
+    assert!(file.body.contains("Consentement"), "{}", file.body);
+}
+
 /// A registration of another region merged into a case (by a supervisor of the country)
 /// brings none of its files into the case's whole file for a supervisor of the region: their
 /// captions may name another district's children.

@@ -1997,9 +1997,15 @@ fn erasure_of(
             .as_ref()
             .is_some_and(|a| by.covers(a, reference))
     {
-        return Err(Error::NotAllowed {
-            rule: "the record is outside the supervisor's areas".into(),
-        });
+        // A registration of the child merged into the case from an area this supervisor
+        // does not cover: the case is theirs, the erasure not theirs alone to make.
+        let rule = match duplicate_of {
+            Some(_) => {
+                "another registration of this child, merged into this case, is in an area this supervisor does not cover: a supervisor covering both erases it"
+            }
+            None => "the record is outside the supervisor's areas",
+        };
+        return Err(Error::NotAllowed { rule: rule.into() });
     }
     let mut history = ErasedHistory::default();
     for entry in tx.change_log(id)? {

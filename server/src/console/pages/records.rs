@@ -973,13 +973,25 @@ async fn attachment_file(
     .await
 }
 
-/// The registrations merged into `case` that the supervisor may read (one of another
-/// district, merged by a supervisor above both, stays out of sight with its files).
+/// The registrations merged into `case`, and into those before (A merged into B, then B into
+/// C: the child's file of C holds A), that the supervisor may read (one of another district,
+/// merged by a supervisor above both, stays out of sight with its files). As an erasure takes
+/// them all.
 fn merged_in_view(scoped: &vigie_core::store::Scoped<'_>, case: &ChildCase) -> Vec<ChildCase> {
-    case.merged_from
-        .iter()
-        .filter_map(|duplicate| scoped.get(*duplicate).ok())
-        .collect()
+    let mut seen = std::collections::BTreeSet::from([case.id]);
+    let mut next: Vec<Uuid> = case.merged_from.iter().copied().collect();
+    let mut merged = Vec::new();
+    while let Some(duplicate) = next.pop() {
+        if !seen.insert(duplicate) {
+            continue;
+        }
+        if let Ok(registration) = scoped.get::<ChildCase>(duplicate) {
+            next.extend(registration.merged_from.iter().copied());
+            merged.push(registration);
+        }
+    }
+    merged.sort_by_key(|registration| registration.id);
+    merged
 }
 
 /// Everything the hub holds of one child, for an access request (a parent asks what is held
