@@ -2625,6 +2625,17 @@ fn a_referral_or_follow_up_form_sent_twice_records_one() {
         let sent = browser.post(&format!("{case_path}/follow-up"), &follow_up);
         assert_eq!(sent.status, 303, "{}", sent.body);
     }
+    // Sent again corrected (its answer lost, the form changed, sent once more): the correction
+    // is not taken for it, and the page says so rather than "recorded".
+    let mut corrected = follow_up;
+    corrected[2].1 = "at_risk";
+    let sent = browser.post(&format!("{case_path}/follow-up"), &corrected);
+    assert_eq!(sent.status, 422, "{}", sent.body);
+    assert!(sent.body.contains("déjà été enregistré"), "{}", sent.body);
+    let mut corrected = referral;
+    corrected[3].1 = "Centre social";
+    let sent = browser.post(&format!("{case_path}/referral"), &corrected);
+    assert_eq!(sent.status, 422, "{}", sent.body);
     f.mine.sync(&s.hub.url).expect("sync");
     let case: ChildCase = f.mine.store.get(f.my_case).expect("case");
     assert_eq!(case.referrals.len(), 1, "{:?}", case.referrals);

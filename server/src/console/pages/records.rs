@@ -2762,16 +2762,19 @@ pub async fn case_referral(
             date,
             outcome: String::new(),
         };
-        let (mut status, mut recorded) = (None, false);
+        let (mut status, mut recorded, mut other_values) = (None, false, false);
         let reference = hub.backend.reference()?;
         let key = entry.unwrap_or_else(Uuid::now_v7);
         let outcome = change::<ChildCase>(hub, &who, id, &mut |case| {
             // A merged duplicate's refusal is the core's (work on the case kept), not its
             // status's.
             status = Some(case.status).filter(|_| !case.is_merged_duplicate());
-            // This form's referral, recorded by the same form sent before.
-            recorded = case.referrals.contains_key(&key);
-            if recorded {
+            // This form's referral, recorded by the same form sent before; sent again
+            // corrected, the correction is not taken for it.
+            if let Some(held) = case.referrals.get(&key) {
+                recorded = true;
+                other_values = (held.service, &held.provider, held.date)
+                    != (referral.service, &referral.provider, referral.date);
                 return Ok(());
             }
             case.check_referral_in_force(&referral.provider, &reference)?;
@@ -2783,6 +2786,10 @@ pub async fn case_referral(
                 t.fmt("case.referral_refused", t.code("status", status.as_str()))
             }
             _ => t.refusal(&e),
+        })
+        .and_then(|()| match other_values {
+            true => Err(t.get("case.sent_before_otherwise").to_string()),
+            false => Ok(()),
         });
         case_outcome(
             hub,
@@ -2866,17 +2873,27 @@ pub async fn case_follow_up(
             next_due,
         };
         let key = entry.unwrap_or_else(Uuid::now_v7);
-        let mut recorded = false;
+        let (mut recorded, mut other_values) = (false, false);
         let outcome = change::<ChildCase>(hub, &who, id, &mut |case| {
-            // This form's follow-up, recorded by the same form sent before.
-            recorded = case.followups.contains_key(&key);
-            if recorded {
+            // This form's follow-up, recorded by the same form sent before (its answer lost on
+            // the way); sent again corrected, the correction is not taken for it.
+            if let Some(held) = case.followups.get(&key) {
+                recorded = true;
+                other_values = (held.date, held.situation, &held.notes)
+                    != (follow_up.date, follow_up.situation, &follow_up.notes)
+                    || follow_up
+                        .next_due
+                        .is_some_and(|next| held.next_due != Some(next));
                 return Ok(());
             }
             workflow::follow(case, key, follow_up.clone(), &reference)
         })?
         .map(|_| ())
-        .map_err(|e| t.refusal(&e));
+        .map_err(|e| t.refusal(&e))
+        .and_then(|()| match other_values {
+            true => Err(t.get("case.sent_before_otherwise").to_string()),
+            false => Ok(()),
+        });
         case_outcome(
             hub,
             ctx,
