@@ -659,22 +659,26 @@ pub(crate) fn areas_in_force(user: &User) -> std::collections::BTreeSet<String> 
     }
 }
 
-/// The certificate `device`'s store holds, as the registry last issued it.
-pub(crate) fn held_certificate(registry: &dyn DeviceRegistry, device: Uuid) -> Option<Vec<u8>> {
-    registry
+/// Reissues `device`'s token (`reissue`: the registry's own, its keys unbound), then
+/// supersedes the certificate its old store holds for the peers it meets
+/// (`vigie_core::sync::supersede_reissued`). The token is the administrator's either way: a
+/// failure of the second step is said, and the old certificate runs out as before (60 days at
+/// most).
+pub(crate) fn reissue_superseding(
+    certifier: &Certifier<'_>,
+    device: Uuid,
+    reissue: impl FnOnce() -> Result<Token, AuthError>,
+) -> Result<Token, AuthError> {
+    let held = certifier
+        .registry
         .devices()
-        .ok()?
-        .into_iter()
-        .find(|d| d.device == device)?
-        .certificate
-}
-
-/// After `device`'s token was reissued: the certificate its old store holds (`held`) is
-/// superseded for the peers it meets (`vigie_core::sync::supersede_reissued`). The token is
-/// the administrator's either way: a failure here is said, and the old certificate runs out
-/// as before (60 days at most).
-pub(crate) fn supersede_reissued(certifier: &Certifier<'_>, device: Uuid, held: Option<Vec<u8>>) {
-    let Some(held) = held else { return };
+        .ok()
+        .and_then(|devices| devices.into_iter().find(|d| d.device == device))
+        .and_then(|d| d.certificate);
+    let token = reissue()?;
+    let Some(held) = held else {
+        return Ok(token);
+    };
     let now = chrono::Utc::now().timestamp_millis();
     if let Err(e) = vigie_core::sync::supersede_reissued(certifier, device, &held, now) {
         tracing::warn!(
@@ -684,6 +688,7 @@ pub(crate) fn supersede_reissued(certifier: &Certifier<'_>, device: Uuid, held: 
              stays trusted by its peers until the certificate runs out"
         );
     }
+    Ok(token)
 }
 
 /// After a user's role, areas or state changed: their devices' certificates say so at once
@@ -950,15 +955,12 @@ impl Backend for Embedded {
     }
 
     fn reissue(&self, device: Uuid) -> Result<Token, AuthError> {
-        let held = held_certificate(&LockedRegistry(&self.registry), device);
-        let token = lock(&self.registry).reissue(device)?;
         let registry = LockedRegistry(&self.registry);
         let certifier = Certifier {
             key: &self.key,
             registry: &registry,
         };
-        supersede_reissued(&certifier, device, held);
-        Ok(token)
+        reissue_superseding(&certifier, device, || lock(&self.registry).reissue(device))
     }
 
     fn user(&self, id: Uuid) -> Result<Option<User>, Error> {

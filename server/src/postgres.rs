@@ -641,9 +641,7 @@ impl Postgres {
             registry: self,
         }
     }
-}
 
-impl Postgres {
     /// A new token for `device`, its keys unbound (`Backend::reissue`).
     fn reissue_token(&self, device: Uuid) -> std::result::Result<Token, AuthError> {
         let mut client = self.client().map_err(auth_error)?;
@@ -2813,10 +2811,9 @@ impl Backend for Postgres {
     }
 
     fn reissue(&self, device: Uuid) -> std::result::Result<Token, AuthError> {
-        let held = crate::backend::held_certificate(self, device);
-        let token = self.reissue_token(device)?;
-        crate::backend::supersede_reissued(&self.certifier(), device, held);
-        Ok(token)
+        crate::backend::reissue_superseding(&self.certifier(), device, || {
+            self.reissue_token(device)
+        })
     }
 
     fn enrol_device(

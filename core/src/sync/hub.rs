@@ -4264,25 +4264,22 @@ fn admit_content<'a>(
     {
         return Err(Refusal::WrongAuthor.into());
     }
-    // An operation on a value the sender's changes never received (a deletion of another
-    // device's verification date, follow-up or merge, written by hand): no step the sender's
-    // versions show, refused as what no app writes.
+    // The sender's changes, in order: judged below, and its writes one by one.
+    let writes: Vec<ChangeHash> = new_changes.iter().map(|c| c.hash).collect();
+    // Against what the hub holds (a record new to it holds nothing anyone else made): an
+    // operation on a value the sender's changes never received (a deletion of another
+    // device's verification date, follow-up or merge, written by hand), or a list or a text
+    // the record keeps put anew in place of the one the sender held (a case's referrals as a
+    // new empty map, which Automerge would take over every colleague's edit inside the old
+    // one, without a word): no step the sender's versions show, refused as what no app writes.
     if !before.is_empty() {
-        let hashes: Vec<ChangeHash> = new_changes.iter().map(|c| c.hash).collect();
-        if doc::reaches_unseen_operations(document, &hashes, before) {
+        if doc::reaches_unseen_operations(document, &writes, before) {
             return Err(Refused::step(
                 kind.as_str(),
                 NotAllowed::new(doc::UNSEEN_OPERATIONS),
             ));
         }
-    }
-    // A list or a text the record keeps, put anew in place of the one the sender held (a
-    // case's referrals as a new empty map): what no app writes, and Automerge would take it
-    // over every colleague's edit inside the old one, without a word.
-    // (A record new to the hub holds nothing anyone else made inside it.)
-    if !before.is_empty() {
-        let hashes: Vec<ChangeHash> = new_changes.iter().map(|c| c.hash).collect();
-        if let Some(field) = doc::replaces_kept_objects(kind, document, &hashes) {
+        if let Some(field) = doc::replaces_kept_objects(kind, document, &writes) {
             let field = if field.is_empty() {
                 kind.as_str().to_string()
             } else {
@@ -4308,7 +4305,6 @@ fn admit_content<'a>(
     let today = rules
         .today
         .with_changes_made_at(new_changes.iter().map(|c| c.timestamp));
-    let writes: Vec<ChangeHash> = new_changes.iter().map(|c| c.hash).collect();
     drop(new_changes);
     let (base, theirs) = match sender_versions(document, &heads, kind, id, &record) {
         Ok(versions) => versions,

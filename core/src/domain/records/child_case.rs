@@ -292,13 +292,12 @@ impl ChildCase {
         if kept.date_of_birth.is_none()
             && let Some(born) = from.date_of_birth
             && taken.is_none_or(|t| t.date_of_birth != Some(born))
-            && born <= kept.identified_on
         {
             kept.date_of_birth = Some(born);
-            if kept.age_on(kept.identified_on).is_none_or(|age| age > 17) {
-                kept.date_of_birth = None;
-            } else {
+            if kept.age_fits_identification() {
                 kept.age_basis = from.age_basis;
+            } else {
+                kept.date_of_birth = None;
             }
         }
         // The last verification either registration saw: a referral dated by it served the
@@ -411,12 +410,7 @@ impl ChildCase {
             if (kept.date_of_birth, kept.estimated_age) != (age.0, age.1) {
                 kept.age_basis = from.age_basis;
             }
-            let fits = kept
-                .date_of_birth
-                .is_none_or(|born| born <= kept.identified_on)
-                && (kept.date_of_birth.is_some() || kept.estimated_age.is_some())
-                && kept.age_on(kept.identified_on).is_some_and(|a| a <= 17);
-            if !fits {
+            if !kept.age_fits_identification() {
                 (kept.date_of_birth, kept.estimated_age, kept.age_basis) = age;
             }
         }
@@ -485,6 +479,15 @@ impl ChildCase {
         }
         let estimate = u32::try_from(self.estimated_age?).ok()?;
         Some(estimate + date.years_since(self.identified_on).unwrap_or(0))
+    }
+
+    /// Whether the child's age fields make a child of 0 to 17 on the day of identification,
+    /// born by then (what `validate` asks of them): a date of birth or an estimate a merge
+    /// brings over is taken only so.
+    fn age_fits_identification(&self) -> bool {
+        self.date_of_birth
+            .is_none_or(|born| born <= self.identified_on)
+            && self.age_on(self.identified_on).is_some_and(|age| age <= 17)
     }
 
     /// The day the child reaches `age`: from the date of birth, else from the estimate made on
