@@ -628,6 +628,7 @@ fn file_at_schema(path: &Path, version: i64) {
 /// added columns: each test of an older schema also undoes what those before 20 changed.
 fn undo_schemas_after(conn: &Connection, version: i64) {
     const ADDED: &[(i64, &str)] = &[
+        (36, "ALTER TABLE child_index DROP COLUMN merged_into;"),
         (
             34,
             "ALTER TABLE visit_index DROP COLUMN under_15; DROP TABLE visit_named;",
@@ -1215,6 +1216,39 @@ fn a_schema_34_store_derives_its_cases_rows_again_and_only_theirs() {
     let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).expect("count") };
     assert_eq!(count("SELECT count(*) FROM child_index"), 1);
     assert_eq!(count("SELECT count(*) FROM workplace_index"), 0);
+}
+
+/// Schema 36 names the case a merged duplicate was merged into: a file of schema 35 has its
+/// cases' rows derived again at its upgrade, and the duplicate's code then finds the case kept.
+#[test]
+fn a_schema_35_store_finds_a_merged_registration_by_its_code() {
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    let path = dir.path().join("phone.db");
+    let mut store = Store::open(config(&path)).expect("a store");
+    common::act_as(&mut store, Role::Supervisor, &["CI-R1"]);
+    let area = Area::new("CI", "CI-R1", "CI-R1-D1", "CI-R1-D1-C01");
+    let [kept, duplicate] = ["C01-000002", "C01-000001"].map(|code| {
+        let mut case = ChildCase::new(
+            code,
+            "Awa Koné",
+            Sex::Female,
+            area.clone(),
+            date(2026, 3, 2),
+            USER,
+        );
+        case.estimated_age = Some(11);
+        store.create(&case).expect("a case").id
+    });
+    store.merge_cases(kept, duplicate).expect("merged");
+    drop(store);
+    file_at_schema(&path, 35);
+    let store = Store::open(config(&path)).expect("open the schema 35 file");
+    let q = ChildCaseQuery {
+        code: Some("C01-000001".into()),
+        ..Default::default()
+    };
+    let found = store.child_cases(&q, Page::first(5)).expect("found");
+    assert_eq!(found.iter().map(|c| c.id).collect::<Vec<_>>(), [kept]);
 }
 
 /// Schema 34 keeps the children under 15 a visit counted (the review queue's children without

@@ -2120,6 +2120,53 @@ fn a_kept_case_that_takes_a_referral_in_a_merge_is_referred() {
     assert_eq!(referred(&store), 1, "the child, referred, once");
 }
 
+/// The code of a registration merged into another, as the paper form of the first visit
+/// carries it, finds the case kept at the end of its merges (on the phone and for a
+/// supervisor); for a reader who does not receive the registration, it finds nothing.
+#[test]
+fn the_code_of_a_merged_registration_finds_the_case_kept() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "supervisor.db", SUPERVISOR);
+    let registered = |store: &mut Store, community: &str, code: &str| {
+        let mut c = child(community, "Adjoa Kouamé", MONITOR);
+        c.case_code = code.into();
+        store.create(&c).unwrap().id
+    };
+    let first = registered(&mut store, C02, "CI-R1-D1-C02-000004");
+    let second = registered(&mut store, C01, "CI-R1-D1-C01-000007");
+    let kept = registered(&mut store, C01, "CI-R1-D1-C01-000009");
+    registered(&mut store, C01, "CI-R1-D1-C01-000014");
+    as_role(&mut store, Role::Supervisor)
+        .merge_cases(second, first)
+        .unwrap();
+    as_role(&mut store, Role::Supervisor)
+        .merge_cases(kept, second)
+        .unwrap();
+    let query = |typed: &str| ChildCaseQuery {
+        code: Some(typed.into()),
+        ..Default::default()
+    };
+    let found = |store: &Store, typed: &str| -> Vec<Uuid> {
+        let rows = store.child_cases(&query(typed), Page::first(10)).unwrap();
+        rows.into_iter().map(|c| c.id).collect()
+    };
+    for typed in ["CI-R1-D1-C02-000004", "C02-000004", "7", "C01-000007", "9"] {
+        assert_eq!(found(&store, typed), [kept], "{typed}");
+    }
+    assert_eq!(found(&store, "C01-000004").len(), 0);
+    let ids = |who: &vigie_core::sync::Principal, typed: &str| -> Vec<Uuid> {
+        let rows = store
+            .scoped(who)
+            .child_cases(&query(typed), None, Page::first(10));
+        rows.unwrap().into_iter().map(|c| c.id).collect()
+    };
+    let district = common::principal_of(&store, Role::Supervisor, &["CI-R1-D1"]);
+    assert_eq!(ids(&district, "C02-000004"), [kept]);
+    let community = common::principal_of(&store, Role::Supervisor, &[C01]);
+    assert_eq!(ids(&community, "C01-000007"), [kept]);
+    assert_eq!(ids(&community, "C02-000004").len(), 0, "not received");
+}
+
 /// A birth certificate seen at one registration is the child's: the case kept, which had only
 /// an estimate, takes its date of birth (and the age it gives), whichever registration was
 /// made first; a date that cannot be the child's on the kept case's day is left.

@@ -219,11 +219,14 @@ pub(crate) fn insert_rows(
                 .identified_on_visit
                 .map(|v| id_number(tx, v))
                 .transpose()?;
+            let merged_into = k.kept_as().map(|into| id_number(tx, into)).transpose()?;
             tx.prepare_cached(
                 "INSERT INTO child_index (record, case_code, name, sex, age, status, classification,
                                           identified_ms, country, region, district, community,
-                                          birth_year, name_key, workplace, merged, visit, reached)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                                          birth_year, name_key, workplace, merged, visit, reached,
+                                          merged_into)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+                         ?19)",
             )?
             .execute(params![
                     rowid,
@@ -243,7 +246,8 @@ pub(crate) fn insert_rows(
                     workplace,
                     k.is_merged_duplicate(),
                     visit,
-                    crate::domain::derived::stage_reached(k) as i64
+                    crate::domain::derived::stage_reached(k) as i64,
+                    merged_into
                 ])?;
             if let Some((severity, day)) = alert {
                 insert_alert(

@@ -724,24 +724,57 @@ pub(crate) fn child_cases(
         // would be read as the largest one.
         let number = typed.parse::<u64>().ok().filter(|n| *n < 10u64.pow(18));
         let number = number.and_then(|n| i64::try_from(n).ok());
+        let code_of = |alias: &str| {
+            let sql = format!(
+                "(upper({alias}.case_code) = ?
+                  OR substr(upper({alias}.case_code), -(length(?) + 1)) = '-' || ?
+                  OR (? IS NOT NULL AND rtrim({alias}.case_code, '0123456789') <> {alias}.case_code
+                      AND (rtrim({alias}.case_code, '0123456789') = ''
+                           OR substr(rtrim({alias}.case_code, '0123456789'), -1) = '-')
+                      AND length(ltrim(substr({alias}.case_code,
+                                              length(rtrim({alias}.case_code, '0123456789')) + 1),
+                                       '0'))
+                          <= 18
+                      AND CAST(substr({alias}.case_code,
+                                      length(rtrim({alias}.case_code, '0123456789')) + 1)
+                               AS INTEGER) = ?))"
+            );
+            let values = vec![
+                Sql::Text(typed.clone()),
+                Sql::Text(typed.clone()),
+                Sql::Text(typed.clone()),
+                number.map_or(Sql::Null, Sql::Integer),
+                number.map_or(Sql::Null, Sql::Integer),
+            ];
+            (sql, values)
+        };
+        // The code of a registration merged into another finds the case kept at the end of
+        // its merges (a chain walked once per case: `UNION` stops a cycle an altered app
+        // wrote), when the registration is one the reader receives.
+        let (own, mut values) = code_of("c");
+        let (merged, merged_values) = code_of("d");
+        values.extend(merged_values);
+        let (merged_scope, scope_values) = match scope {
+            Some(who) if who.kinds().contains(&RecordKind::ChildCase) => area_rule(who, "d"),
+            Some(_) => ("0".to_string(), Vec::new()),
+            None => ("1".to_string(), Vec::new()),
+        };
+        values.extend(scope_values);
         f.add_all(
-            "(upper(c.case_code) = ?
-              OR substr(upper(c.case_code), -(length(?) + 1)) = '-' || ?
-              OR (? IS NOT NULL AND rtrim(c.case_code, '0123456789') <> c.case_code
-                  AND (rtrim(c.case_code, '0123456789') = ''
-                       OR substr(rtrim(c.case_code, '0123456789'), -1) = '-')
-                  AND length(ltrim(substr(c.case_code,
-                                          length(rtrim(c.case_code, '0123456789')) + 1), '0'))
-                      <= 18
-                  AND CAST(substr(c.case_code, length(rtrim(c.case_code, '0123456789')) + 1)
-                           AS INTEGER) = ?))",
-            vec![
-                Sql::Text(typed.clone()),
-                Sql::Text(typed.clone()),
-                Sql::Text(typed),
-                number.map_or(Sql::Null, Sql::Integer),
-                number.map_or(Sql::Null, Sql::Integer),
-            ],
+            &format!(
+                "({own} OR r.id IN (
+                    WITH RECURSIVE kept(id) AS (
+                        SELECT ri.uuid FROM child_index d
+                        JOIN referenced_ids ri ON ri.id = d.merged_into
+                        WHERE {merged} AND ({merged_scope})
+                        UNION
+                        SELECT ri.uuid FROM kept
+                        JOIN records k ON k.id = kept.id
+                        JOIN child_index d ON d.record = k.rowid
+                        JOIN referenced_ids ri ON ri.id = d.merged_into)
+                    SELECT id FROM kept))"
+            ),
+            values,
         );
     }
     let (tail, params) = f.finish_in(&CASE_ORDER, slice)?;

@@ -43,6 +43,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/033_names_folded_again.sql"),
     include_str!("migrations/034_children_without_case.sql"),
     include_str!("migrations/035_cases_in_age_conflict.sql"),
+    include_str!("migrations/036_merged_cases_found_by_code.sql"),
 ];
 
 /// The schema version this software writes.
@@ -80,6 +81,8 @@ const REDERIVED_AT: &[(i64, Rederive)] = &[
     // Cases: alert and due rows of an age in conflict, by the reading that keeps the child a
     // minor longest.
     (35, Rederive::Kind(Some(RecordKind::ChildCase))),
+    // Cases: a merged duplicate's row names the case kept.
+    (36, Rederive::Kind(Some(RecordKind::ChildCase))),
 ];
 
 /// The records a file of schema `found` must have indexed again (`REDERIVED_AT`): none, those
