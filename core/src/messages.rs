@@ -590,6 +590,38 @@ mod tests {
         }
     }
 
+    /// A reference file the console or `vigie reference publish` refuses says why in French
+    /// too: an administrator on a French page read "not a reference data file (…): syntax".
+    #[test]
+    fn a_reference_files_refusals_read_in_french() {
+        for json in [
+            "{",
+            "{\"key\": }",
+            "[1]",
+            "{\"key\": \"CI\"}",
+            "{\"key\": \"CI\", \"key\": \"GH\", \"sectors\": []}",
+            "{\"key\": \"CI\", \"sectors\": 5}",
+            "{\"key\": \"CI\", \"sectors\": [{\"code\": 5}]}",
+            "{\"key\": \"CI\", \"sectors\": {\"code\": true}}",
+            "{\"key\": \"CI\", \"country_profile\": {\"minimum_age\": -1}}",
+            "{\"key\": \"CI\", \"country_profile\": {\"minimum_age\": \"15\"}}",
+            &format!("{}1{}", "[".repeat(200), "]".repeat(200)),
+        ] {
+            let e = crate::ReferenceFile::parse(json).unwrap_err();
+            let french = rule_text(&e.rule, "fr");
+            // The content types are codes, written as the file writes them.
+            let english = english_in(&french, &e.rule);
+            assert!(
+                english.iter().all(|words| words.contains('_')),
+                "{json}: {french}"
+            );
+            assert!(
+                !french.contains(" expected ") && !french.contains("type"),
+                "{french}"
+            );
+        }
+    }
+
     #[test]
     fn both_catalogues_hold_the_same_keys() {
         let (fr, en) = (parse(FR), parse(EN));

@@ -1983,7 +1983,7 @@ fn a_reference_file_names_the_field_that_does_not_fit_and_refuses_what_it_does_n
     let e = ReferenceFile::parse(&twice).expect_err("a name twice");
     assert!(
         e.rule
-            .contains("a name appears twice in one object (line 1, column"),
+            .contains("a name appears twice in one object, at line 1, column"),
         "{e}"
     );
     let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));

@@ -8,7 +8,7 @@ use crate::domain::codes::{AreaLevel, ReferenceType, ServiceKind, WorstForm};
 use crate::domain::reference::labels::{
     ChecklistItem, Item, Labels, valid_code, validate_checklist_items, validate_items,
 };
-use crate::domain::validation::{ValidationError, describe_json_error};
+use crate::domain::validation::ValidationError;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::{BTreeMap, BTreeSet};
@@ -518,27 +518,25 @@ impl ReferenceFile {
                 format!("must not exceed {MAX_FILE_BYTES} bytes"),
             ));
         }
-        let not_a_file = |detail: String| {
-            ValidationError::new(
-                "file",
-                format!("not a reference data file ({{\"key\": ..., \"<type>\": ...}}): {detail}"),
-            )
-        };
         // A byte order mark (Windows Notepad, Excel) says nothing of the content.
         let json = json.strip_prefix('\u{feff}').unwrap_or(json);
-        let value: serde_json::Value =
-            serde_json::from_str(json).map_err(|e| not_a_file(describe_json_error(&e)))?;
+        let value: serde_json::Value = serde_json::from_str(json).map_err(|e| unreadable(&e))?;
         // A name given twice in one object is read as its last value, unsaid (`"key": "CI",
         // "key": "GH"` published under GH): refused, where it is.
         serde_json::from_str::<NoNameTwice>(json).map_err(|e| {
-            not_a_file(format!(
-                "a name appears twice in one object (line {}, column {})",
-                e.line(),
-                e.column()
-            ))
+            let (line, column) = (e.line(), e.column());
+            ValidationError::new(
+                "file",
+                format!(
+                    "not a reference data file: a name appears twice in one object, at line {line}, column {column}"
+                ),
+            )
         })?;
         let Some(object) = value.as_object() else {
-            return Err(not_a_file("not an object".into()));
+            return Err(ValidationError::new(
+                "file",
+                "not a reference data file: not an object holding a key and a content",
+            ));
         };
         let mut types = Vec::new();
         for name in object.keys() {
@@ -553,8 +551,9 @@ impl ReferenceFile {
         let content_name = match types.as_slice() {
             [one] => *one,
             [] => {
-                return Err(not_a_file(
-                    "no content (country_profile, checklist, sectors, referral_services or administrative_areas)".into(),
+                return Err(ValidationError::new(
+                    "file",
+                    "not a reference data file: no content (country_profile, checklist, sectors, referral_services or administrative_areas)",
                 ));
             }
             [_, second, ..] => {
@@ -650,24 +649,59 @@ pub(crate) fn in_file(content_name: &str, field: &str) -> String {
     }
 }
 
-/// What a value does not fit, without quoting it.
+/// Why a file is not JSON at all, and where, in words each language has (serde_json's are
+/// English and may quote the file).
+fn unreadable(e: &serde_json::Error) -> ValidationError {
+    use serde_json::error::Category;
+    let (line, column) = (e.line(), e.column());
+    let rule = match e.classify() {
+        Category::Eof => {
+            format!("not a reference data file: it ends too soon, at line {line}, column {column}")
+        }
+        // serde_json's own words for it, which it gives no category of its own.
+        Category::Syntax if e.to_string().starts_with("recursion limit") => {
+            format!("not a reference data file: nested too deeply, at line {line}, column {column}")
+        }
+        Category::Syntax | Category::Io | Category::Data => {
+            format!("not a reference data file: broken JSON, at line {line}, column {column}")
+        }
+    };
+    ValidationError::new("file", rule)
+}
+
+/// What a value does not fit, without quoting it, in words each language has: serde's name
+/// the Rust type expected (`u32`, `struct Sector`). A rule of the content's own (a breach
+/// answer) is its own words.
 fn describe_shape(e: &serde_json::Error) -> String {
     let message = e.to_string();
-    for kind in [
-        "invalid type",
-        "invalid value",
-        "invalid length",
-        "unknown variant",
-    ] {
-        if message.starts_with(kind) {
-            return match message.split_once(", expected ") {
-                Some((_, expected)) => format!("{kind}, expected {expected}"),
-                None => kind.to_string(),
-            };
-        }
+    if message.starts_with("unknown variant") {
+        return "must be one of the codes this field takes".into();
     }
-    // "missing field `x`", "duplicate field `x`": field names only.
-    message
+    if message.starts_with("invalid length") {
+        return "has the wrong number of entries".into();
+    }
+    if message.starts_with("duplicate field") {
+        return "is given twice".into();
+    }
+    let expected = match message.split_once(", expected ") {
+        Some((kind, expected)) if kind.starts_with("invalid ") => expected,
+        _ if message.starts_with("invalid ") => return "not a valid value for this field".into(),
+        _ => return message,
+    };
+    let unsigned = ["u8", "u16", "u32", "u64", "usize"];
+    let signed = ["i8", "i16", "i32", "i64", "isize"];
+    match expected {
+        "a sequence" => "must be a list",
+        "a string" | "a borrowed string" | "a character" => "must be text",
+        "a boolean" => "must be true or false",
+        "f32" | "f64" => "must be a number",
+        "a map" => "must be an object",
+        e if e.starts_with("struct ") => "must be an object",
+        e if unsigned.contains(&e) => "must be a whole number, 0 or more",
+        e if signed.contains(&e) => "must be a whole number",
+        _ => "not a valid value for this field",
+    }
+    .into()
 }
 
 /// The path of a field of `given` that reading and writing it back lost (a field this
