@@ -494,7 +494,10 @@ mod tests {
                     for night_work in [false, true] {
                         for hazards in &hazard_sets {
                             for worst_form in [false, true] {
-                                for school in SchoolStatus::ALL {
+                                for (school, work_described) in SchoolStatus::ALL
+                                    .into_iter()
+                                    .flat_map(|school| [(school, false), (school, true)])
+                                {
                                     let situation = Situation {
                                         age,
                                         hours_per_week: hours,
@@ -502,6 +505,7 @@ mod tests {
                                         hazards,
                                         worst_form,
                                         school,
+                                        work_described,
                                     };
                                     reasons.insert(rules.classify_situation(&situation).reason);
                                 }
@@ -529,7 +533,7 @@ mod tests {
                 .collect();
             assert_eq!(held, keys, "{language}: the reasons held are the rules'");
         }
-        assert_eq!(reasons.len(), 19, "{reasons:?}");
+        assert_eq!(reasons.len(), 20, "{reasons:?}");
     }
 
     #[test]

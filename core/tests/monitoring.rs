@@ -616,6 +616,48 @@ fn a_child_of_unknown_age_not_working_is_not_child_labour() {
     );
 }
 
+/// A monitor who saw an 8-year-old breaking cocoa pods but could not establish her hours
+/// (0, not noted) registers a child at work: child labour, listed so, whatever age is known;
+/// at the light work age, light work whose hours are to be noted.
+#[test]
+fn a_child_whose_work_is_described_works_though_no_hours_were_noted() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "device.db", MONITOR);
+    let mut seen = child(C01, "Kouamé Adjoa", MONITOR);
+    seen.date_of_birth = None;
+    seen.estimated_age = Some(8);
+    seen.hours_per_week = 0;
+    seen.night_work = false;
+    seen.hazards.clear();
+    seen.school = SchoolStatus::Attending;
+    seen.tasks = BTreeSet::from(["écabossage".to_string()]);
+    let stored = store.create(&seen).unwrap();
+    let outcome = |c: &ChildCase| c.classification.as_ref().map(|k| k.outcome);
+    assert_eq!(outcome(&stored), Some(ClassificationOutcome::ChildLabour));
+    let listed = ChildCaseQuery {
+        classification: Some(ClassificationOutcome::ChildLabour),
+        ..Default::default()
+    };
+    assert_eq!(store.child_cases(&listed, Page::first(5)).unwrap().len(), 1);
+    let mut unknown_age = seen.clone();
+    unknown_age.estimated_age = None;
+    unknown_age.tasks.clear();
+    unknown_age.activity = "Récolte de cacao".into();
+    let reference = store.reference();
+    let rules = reference.rule_set_of(&unknown_age).unwrap();
+    assert_eq!(
+        rules.classify(&unknown_age).outcome,
+        ClassificationOutcome::ChildLabour
+    );
+    let mut light = unknown_age.clone();
+    light.estimated_age = Some(13);
+    let judged = rules.classify(&light);
+    assert_eq!(judged.outcome, ClassificationOutcome::NotChildLabour);
+    assert!(judged.reason.contains("note them"), "{}", judged.reason);
+    light.activity = " ".into();
+    assert_eq!(rules.classify(&light).reason, "not working");
+}
+
 #[test]
 fn no_follow_up_is_planned_once_the_child_is_of_age() {
     let dir = TempDir::new().unwrap();
@@ -4056,6 +4098,78 @@ fn a_visit_alerts_by_its_indicators_and_the_children_found_there() {
     assert_eq!(severity(bonded_child), Some(WorstFormSuspected));
     assert_eq!(severity(overtime_child), Some(ForcedLabourLikely));
     assert_eq!(severity(overtime_adults), Some(ForcedLabourIndicators));
+}
+
+/// An inspector who registers the child she found at a workplace with forced-labour
+/// indicators may leave the head-count blank and name no child on the visit: the case opened
+/// on the visit says children work there, and the visit alerts so while such a case names it
+/// (the export counted the child, the alerts list did not).
+#[test]
+fn a_visit_alerts_as_one_where_children_work_while_a_case_is_opened_on_it() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "phone.db", SUPERVISOR);
+    as_role(&mut store, Role::Supervisor);
+    let mine = plantation(&mut store);
+    use AlertSeverity::*;
+    use ForcedLabourIndicator::*;
+    let mut severities = Vec::new();
+    for (day, indicators) in [(2, vec![DebtBondage]), (3, vec![Deception])] {
+        let mut v = Visit::new(
+            VisitKind::LabourInspection,
+            &mine,
+            SUPERVISOR,
+            at(2026, 3, day, 8),
+        );
+        for i in indicators {
+            v.forced_labour.insert(i, String::new());
+        }
+        v.workforce.male.adults = 5;
+        let v = store.create(&v).unwrap();
+        let severity = |store: &Store| {
+            store
+                .alerts(None, Page::first(20))
+                .unwrap()
+                .into_iter()
+                .find(|a| a.id == v.id)
+                .map(|a| a.severity)
+        };
+        let alone = severity(&store);
+        let first = store.create(&child_of_visit(&v)).unwrap();
+        let second = store.create(&child_of_visit(&v)).unwrap();
+        let opened = severity(&store);
+        // The visit edited afterwards still counts the cases opened on it.
+        let mut edited = store.get::<Visit>(v.id).unwrap();
+        edited.findings = "Carnets de dettes".into();
+        store.update(&edited).unwrap();
+        let after_edit = severity(&store);
+        let mut moved = store.get::<ChildCase>(first.id).unwrap();
+        moved.identified_on_visit = None;
+        store.update(&moved).unwrap();
+        let one_left = severity(&store);
+        let mut moved = store.get::<ChildCase>(second.id).unwrap();
+        moved.identified_on_visit = None;
+        store.update(&moved).unwrap();
+        severities.push([alone, opened, after_edit, one_left, severity(&store)]);
+    }
+    assert_eq!(
+        severities,
+        [
+            [
+                Some(ForcedLabourLikely),
+                Some(WorstFormSuspected),
+                Some(WorstFormSuspected),
+                Some(WorstFormSuspected),
+                Some(ForcedLabourLikely),
+            ],
+            [
+                Some(ForcedLabourIndicators),
+                Some(ForcedLabourLikely),
+                Some(ForcedLabourLikely),
+                Some(ForcedLabourLikely),
+                Some(ForcedLabourIndicators),
+            ],
+        ]
+    );
 }
 
 /// A child of 13 whose case is opened on `visit`.

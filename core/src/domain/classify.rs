@@ -83,6 +83,9 @@ pub struct Situation<'a> {
     pub worst_form: bool,
     /// Whether the child goes to school (light work is allowed only outside school hours).
     pub school: SchoolStatus,
+    /// Whether the work the child does was described (an activity or tasks): work, whatever
+    /// hours were noted (0 when the monitor could not establish them).
+    pub work_described: bool,
 }
 
 /// The note around the fields and values that decided a classification made by a value in
@@ -191,7 +194,7 @@ impl RuleSet {
                 );
             }
             // Nothing observed is work: not child labour at any age (as with an age known).
-            if hours <= 0 && !s.night_work {
+            if hours <= 0 && !s.night_work && !s.work_described {
                 return (NotChildLabour, "not working");
             }
             return (
@@ -202,8 +205,9 @@ impl RuleSet {
         if age >= CHILD_BELOW_AGE.max(t.hazardous_work_age) {
             return (NotChildLabour, "at or above the hazardous work age");
         }
-        // Night work and a hazard are work, whatever hours were noted (0 when not asked).
-        let working = hours > 0 || s.night_work || !listed.is_empty();
+        // Night work, a hazard and work described are work, whatever hours were noted (0 when
+        // not asked): an 8-year-old seen breaking cocoa pods, her hours unknown, works.
+        let working = hours > 0 || s.night_work || !listed.is_empty() || s.work_described;
         // From the hazardous work age (16 exceptionally) to 18, the exception covers only what
         // `NEVER_FROM_16` leaves out; long hours and night work never.
         let excepted = age >= t.hazardous_work_age;
@@ -268,6 +272,12 @@ impl RuleSet {
                 return (
                     ChildLabour,
                     "working out of school below the minimum age: light work is allowed only outside school hours",
+                );
+            }
+            if hours <= 0 {
+                return (
+                    NotChildLabour,
+                    "light work if its hours are within what light work allows: note them",
                 );
             }
             return (NotChildLabour, "light work within the allowed hours");

@@ -146,9 +146,9 @@ pub fn is_strong_indicator(indicator: ForcedLabourIndicator) -> bool {
     )
 }
 
-/// Whether a visit found children at work: anyone under 18 in the workforce it counted, or a
-/// child whose case it opened (an inspector who registers the child may leave the head-count
-/// blank).
+/// Whether a visit's own record says it found children at work: anyone under 18 in the
+/// workforce it counted, or a child it names (`children_identified`). A child whose case names
+/// the visit is one too (`visit_severity`'s `cases_opened`).
 pub fn children_at_work(visit: &Visit) -> bool {
     !visit.children_identified.is_empty()
         || [&visit.workforce.female, &visit.workforce.male]
@@ -182,18 +182,25 @@ pub fn children_without_case(visit: &Visit, registered: usize) -> u32 {
 /// children work, that is a worst form (C182 art. 3 a: "debt bondage, serfdom, forced
 /// labour"). A single weak indicator ranks a step higher where children work than among
 /// adults, but it is not a worst form on its own: a harvest's long days with one 16-year-old
-/// on the team would otherwise top every list.
-pub fn visit_severity(visit: &Visit) -> Option<AlertSeverity> {
+/// on the team would otherwise top every list. `cases_opened`: whether a case names the visit
+/// as the one its child was identified on (an inspector who registers the child may leave the
+/// head-count blank): a child found at work there.
+pub fn visit_severity(visit: &Visit, cases_opened: bool) -> Option<AlertSeverity> {
     let found = indicators_found(visit);
     if found.is_empty() {
         return None;
     }
     let forced_labour_likely = found.len() > 1 || found.iter().any(|i| is_strong_indicator(*i));
-    Some(match (forced_labour_likely, children_at_work(visit)) {
-        (true, true) => AlertSeverity::WorstFormSuspected,
-        (true, false) | (false, true) => AlertSeverity::ForcedLabourLikely,
-        (false, false) => AlertSeverity::ForcedLabourIndicators,
-    })
+    Some(
+        match (
+            forced_labour_likely,
+            cases_opened || children_at_work(visit),
+        ) {
+            (true, true) => AlertSeverity::WorstFormSuspected,
+            (true, false) | (false, true) => AlertSeverity::ForcedLabourLikely,
+            (false, false) => AlertSeverity::ForcedLabourIndicators,
+        },
+    )
 }
 
 // ---------------------------------------------------------------------------------------------

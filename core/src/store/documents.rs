@@ -958,7 +958,8 @@ impl TypedRecord {
     /// worrying reading of values side by side, as `indexed`), 0 when not urgent.
     fn urgency(&self, concurrent: &[Concurrent]) -> i64 {
         match self {
-            TypedRecord::Visit(v) => derived::visit_severity(v).map_or(0, |s| s as i64),
+            // By what the visit itself records: the cases opened on it are other records.
+            TypedRecord::Visit(v) => derived::visit_severity(v, false).map_or(0, |s| s as i64),
             TypedRecord::ChildCase(c) => {
                 derived::case_alert_in_conflict(c, concurrent).map_or(0, |(s, _)| s as i64)
             }

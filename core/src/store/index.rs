@@ -53,12 +53,31 @@ pub(crate) const QUERY_TABLES: [&str; 9] = [
 
 /// Removes the index rows of one record.
 pub(crate) fn delete_rows(tx: &Transaction, rowid: i64) -> Result<()> {
+    // A case identified on a visit leaves its alert as the other cases opened there leave it.
+    let on_visit: Option<Vec<u8>> = tx
+        .prepare_cached(
+            "SELECT (SELECT uuid FROM referenced_ids WHERE id = c.visit)
+             FROM child_index c WHERE c.record = ?1 AND c.visit IS NOT NULL",
+        )?
+        .query_row([rowid], |r| r.get(0))
+        .optional()?
+        .flatten();
     for table in QUERY_TABLES {
         tx.prepare_cached(&format!("DELETE FROM {table} WHERE record = ?1"))?
             .execute([rowid])?;
     }
     tx.prepare_cached("DELETE FROM name_search WHERE rowid = ?1")?
         .execute([rowid])?;
+    if let Some(visit) = on_visit {
+        tx.prepare_cached(
+            "UPDATE alert_index SET severity = CASE
+                 WHEN EXISTS (SELECT 1 FROM child_index c
+                              WHERE c.visit = (SELECT id FROM referenced_ids WHERE uuid = ?1))
+                 THEN with_cases ELSE without_cases END
+             WHERE record = (SELECT rowid FROM records WHERE id = ?1) AND with_cases IS NOT NULL",
+        )?
+        .execute([visit])?;
+    }
     Ok(())
 }
 
@@ -110,6 +129,16 @@ fn area_numbers(tx: &Transaction, area: &Area) -> Result<[i64; 4]> {
 /// and users.
 fn id_number(tx: &Transaction, id: Uuid) -> Result<i64> {
     number_in(tx, &REFERENCED_IDS, id.as_bytes())
+}
+
+/// Whether a case names the visit `id` as the one its child was identified on.
+fn cases_opened_on(tx: &Transaction, id: Uuid) -> Result<bool> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM child_index
+                            WHERE visit = (SELECT id FROM referenced_ids WHERE uuid = ?1))",
+        )?
+        .query_row([id.as_bytes()], |r| r.get(0))?)
 }
 
 /// Writes the index rows of one record (which has none yet). `also_named`: the record's other
@@ -197,7 +226,14 @@ pub(crate) fn insert_rows(
                 )?
                 .execute(params![rowid, child.as_bytes().as_slice()])?;
             }
-            if let Some(severity) = visit_severity(v) {
+            if let Some(own) = visit_severity(v, false) {
+                // The alert a case opened on the visit raises it to, kept beside what the
+                // visit raises alone, for the cases that come and go after it.
+                let raised = visit_severity(v, true).filter(|raised| *raised != own);
+                let severity = match raised {
+                    Some(raised) if cases_opened_on(tx, v.id)? => raised,
+                    _ => own,
+                };
                 insert_alert(
                     tx,
                     rowid,
@@ -207,6 +243,13 @@ pub(crate) fn insert_rows(
                     None,
                     numbers,
                 )?;
+                if let Some(raised) = raised {
+                    tx.prepare_cached(
+                        "UPDATE alert_index SET without_cases = ?2, with_cases = ?3
+                         WHERE record = ?1",
+                    )?
+                    .execute(params![rowid, own as i64, raised as i64])?;
+                }
             }
             if let Some(due) = due {
                 let due = (RecordKind::Visit, due, None);
@@ -265,6 +308,14 @@ pub(crate) fn insert_rows(
                 insert_due(tx, rowid, due, k.identified_by, numbers)?;
             }
             insert_search(tx, rowid, &k.name, also_named)?;
+            if let Some(visit) = k.identified_on_visit {
+                tx.prepare_cached(
+                    "UPDATE alert_index SET severity = with_cases
+                     WHERE record = (SELECT rowid FROM records WHERE id = ?1)
+                       AND with_cases IS NOT NULL",
+                )?
+                .execute([visit.as_bytes()])?;
+            }
         }
         Indexed::User(_) | Indexed::Reference => {}
     }

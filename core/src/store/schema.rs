@@ -43,7 +43,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/033_names_folded_again.sql"),
     include_str!("migrations/034_children_without_case.sql"),
     include_str!("migrations/035_cases_in_age_conflict.sql"),
-    include_str!("migrations/036_merged_cases_found_by_code.sql"),
+    include_str!("migrations/036_merged_codes_and_visit_alerts.sql"),
 ];
 
 /// The schema version this software writes.
@@ -81,8 +81,9 @@ const REDERIVED_AT: &[(i64, Rederive)] = &[
     // Cases: alert and due rows of an age in conflict, by the reading that keeps the child a
     // minor longest.
     (35, Rederive::Kind(Some(RecordKind::ChildCase))),
-    // Cases: a merged duplicate's row names the case kept.
-    (36, Rederive::Kind(Some(RecordKind::ChildCase))),
+    // Cases: a merged duplicate's row names the case kept; alerts of verified cases, work
+    // described without hours. Visits: a due day in conflict.
+    (36, Rederive::Kind(None)),
 ];
 
 /// The records a file of schema `found` must have indexed again (`REDERIVED_AT`): none, those
@@ -313,4 +314,18 @@ pub(crate) fn migrate(
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file is indexed again for what changed since its schema: every record when two kinds
+    /// or all are due, else one kind and the names a new folding reads otherwise.
+    #[test]
+    fn a_file_is_indexed_again_for_the_rules_changed_since_its_schema() {
+        assert_eq!(to_rederive(SCHEMA_VERSION), Vec::new());
+        assert_eq!(to_rederive(35), vec![Rederive::Kind(None)]);
+        assert_eq!(to_rederive(20), vec![Rederive::Kind(None)]);
+    }
 }

@@ -601,6 +601,7 @@ impl ChildCase {
             hazards: &self.hazards,
             worst_form: !self.worst_forms.is_empty(),
             school: self.school,
+            work_described: !self.activity.trim().is_empty() || !self.tasks.is_empty(),
         }
     }
 }
