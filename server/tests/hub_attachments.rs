@@ -1006,3 +1006,58 @@ fn a_device_s_attachments_past_its_hour_wait_for_a_later_session() {
         hub.log_tail(20)
     );
 }
+
+/// Each file counts at least 64 KiB against its device's hour (`FILE_CHARGE_BYTES`): an
+/// altered app's 5,000 files of 5 bytes each passed as 25 KB of the hour, and cost the hub
+/// 20 MiB of disk and every phone of the area 5,000 round trips. Past the files an hour holds,
+/// the rest wait for a later session, said once in the log.
+#[test]
+fn many_tiny_files_count_as_files_against_the_hour() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("hub");
+    let mut monitor = Device::enrol(
+        dir.path(),
+        &data,
+        "monitor",
+        Role::CommunityMonitor,
+        &[C01],
+        1,
+    );
+    let hub = Hub::start_with_options(
+        &data,
+        HubOptions::args(&["--max-device-attachment-bytes-per-hour", "4194304"]),
+    );
+    monitor.sync(&hub.url).unwrap();
+    let per_hour = 4_194_304 / vigie_core::sync::FILE_CHARGE_BYTES as usize;
+    for c in 0..4 {
+        let case = monitor
+            .store
+            .create(&child(area(C01), &format!("Enfant {c}"), monitor.user()))
+            .unwrap();
+        for i in 0..20 {
+            monitor
+                .store
+                .add_attachment(case.id, &document(&format!("Pièce {i}")), MARKER)
+                .unwrap();
+        }
+    }
+    monitor.sync(&hub.url).unwrap();
+    let sent = monitor
+        .client(&hub.url)
+        .sync_attachments(
+            &mut monitor.store,
+            &AttachmentSyncOptions::default(),
+            |_| {},
+        )
+        .unwrap();
+    assert_eq!(sent.uploaded.len(), per_hour, "{sent:?}");
+    assert!(sent.failed.is_empty(), "{sent:?}");
+    assert_eq!(
+        hub.log_tail(400)
+            .matches("more attachments' bytes than the hub takes")
+            .count(),
+        1,
+        "{}",
+        hub.log_tail(20)
+    );
+}

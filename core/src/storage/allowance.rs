@@ -37,6 +37,8 @@ pub enum Measure {
 struct Bucket {
     left: f64,
     at: Instant,
+    /// Requests holding the bucket now (`Reservation`s not dropped).
+    holders: u32,
 }
 
 impl DeviceAllowances {
@@ -48,12 +50,14 @@ impl DeviceAllowances {
     /// a record of thousands of changes went in at every request).
     pub fn reserve(self: &Arc<Self>, device: Uuid, measure: Measure, per_hour: u64) -> Reservation {
         let key = (device, measure);
+        let holders = self.holders(key);
         let reserved = self.adjust_at(key, per_hour, Adjust::TakeAll, Instant::now());
         Reservation {
             allowances: self.clone(),
             key,
             per_hour,
             reserved,
+            shared: holders > 0,
             used: 0,
         }
     }
@@ -69,10 +73,12 @@ impl DeviceAllowances {
             Adjust::TakeAll => {
                 let left = bucket.left.max(0.0).floor();
                 bucket.left -= left;
+                bucket.holders += 1;
                 left as u64
             }
             Adjust::GiveBack(n) => {
                 bucket.left += n;
+                bucket.holders = bucket.holders.saturating_sub(1);
                 0
             }
         };
@@ -84,6 +90,12 @@ impl DeviceAllowances {
 }
 
 impl DeviceAllowances {
+    /// How many requests of a device hold its bucket of a measure now.
+    fn holders(&self, key: (Uuid, Measure)) -> u32 {
+        let buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        buckets.get(&key).map_or(0, |b| b.holders)
+    }
+
     /// Whether the log should say now that `device` spent its allowance of `measure`: once an
     /// hour at most (a device that keeps sending would write it at each request).
     pub fn say_spent(&self, device: Uuid, measure: Measure) -> bool {
@@ -106,6 +118,9 @@ pub struct Reservation {
     key: (Uuid, Measure),
     per_hour: u64,
     reserved: u64,
+    /// Whether another request of the device held the bucket when this one took it: what it
+    /// found left is what that one left, not what the hour left.
+    shared: bool,
     /// What the request has taken so far.
     pub used: u64,
 }
@@ -113,6 +128,11 @@ pub struct Reservation {
 impl Reservation {
     pub fn reserved(&self) -> u64 {
         self.reserved
+    }
+
+    /// Whether another request of the device was holding the bucket (`shared`).
+    pub fn shared(&self) -> bool {
+        self.shared
     }
 
     /// Gives back what the request did not use (or owes what it used past it), and says how
@@ -173,6 +193,7 @@ fn refilled(
     let bucket = buckets.entry(key).or_insert(Bucket {
         left: full,
         at: now,
+        holders: 0,
     });
     bucket.left = (bucket.left + refill(bucket, now, per_hour)).min(full);
     bucket.at = bucket.at.max(now);
@@ -190,6 +211,23 @@ mod tests {
         let taken = allowances.adjust_at(device, PER_HOUR, Adjust::TakeAll, now);
         allowances.adjust_at(device, PER_HOUR, Adjust::GiveBack(taken as f64), now);
         taken
+    }
+
+    /// A request that finds another of its device holding the bucket knows it: what it
+    /// found left is no sign the hour is spent (a weak link's retry of a chunk).
+    #[test]
+    fn a_reservation_knows_another_request_holds_the_bucket() {
+        let allowances = Arc::new(DeviceAllowances::default());
+        let device = Uuid::now_v7();
+        let first = allowances.reserve(device, Measure::AttachmentBytes, PER_HOUR);
+        let second = allowances.reserve(device, Measure::AttachmentBytes, PER_HOUR);
+        assert!(!first.shared() && second.shared());
+        assert_eq!(second.reserved(), 0);
+        drop(second);
+        drop(first);
+        let alone = allowances.reserve(device, Measure::AttachmentBytes, PER_HOUR);
+        assert!(!alone.shared());
+        assert_eq!(alone.reserved(), PER_HOUR);
     }
 
     #[test]

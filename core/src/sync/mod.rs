@@ -36,9 +36,10 @@ pub use crate::storage::{
 pub use crate::store::HubReader;
 pub use attachments::{
     AttachmentRequest, AttachmentResponse, AttachmentSummary, AttachmentSyncOptions,
-    MAX_CHUNK_BYTES, RecordSyncState, TransferRefusal, decode_request as decode_attachment_request,
-    decode_response as decode_attachment_response, encode_request as encode_attachment_request,
-    encode_response as encode_attachment_response, handle_attachment, sync_attachments,
+    FILE_CHARGE_BYTES, MAX_CHUNK_BYTES, RecordSyncState, TransferRefusal,
+    decode_request as decode_attachment_request, decode_response as decode_attachment_response,
+    encode_request as encode_attachment_request, encode_response as encode_attachment_response,
+    handle_attachment, sync_attachments,
 };
 pub use bundle::{BundleReport, Recipient, encode_bundle};
 pub use client::{
