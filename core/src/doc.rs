@@ -292,10 +292,13 @@ pub const REPLACES_KEPT_OBJECT: &str =
 /// written as a new empty map, its notes as a new text or a plain string. Automerge takes such
 /// a put over everything made inside the old object meanwhile, without a word: a colleague's
 /// referral and note made offline were gone from every phone, and her own push was refused for
-/// the referral she "removed". An app writes inside the object it holds (`reconcile_map`),
-/// and puts anew (or clears) only a value kept whole (`Record::WHOLE_VALUES`: a GPS point), a
-/// conflict's resolution (over several values), a field an earlier version held as text that
-/// is now a plain value, or a derived field.
+/// the referral she "removed". So is a new value put beside the one held (naming none of the
+/// values the key held, or an op of nothing: a conflict that hides the colleague's work), one
+/// naming the held one twice, and a deletion of the object (but of a collection's entry). An
+/// app writes inside the object it holds (`reconcile_map`), and puts anew (or clears) only a
+/// value kept whole (`Record::WHOLE_VALUES`: a GPS point), a conflict's resolution (over
+/// several values), a field an earlier version held as text that is now a plain value, or a
+/// derived field.
 pub(crate) fn replaces_kept_objects(
     kind: RecordKind,
     document: &Automerge,
@@ -314,6 +317,7 @@ fn replaces_kept_objects_of<R: Record>(
     document: &Automerge,
     changes: &[ChangeHash],
 ) -> Option<String> {
+    use automerge::ObjId as ExId;
     use automerge::legacy::{Key, ObjectId, OpType};
     let schema = Schema::of::<R>();
     let export = |counter: u64, actor: &ActorId| format!("{counter}@{}", actor.to_hex_string());
@@ -322,20 +326,17 @@ fn replaces_kept_objects_of<R: Record>(
         let Ok(expanded) = std::panic::catch_unwind(|| change.decode()) else {
             return Some(String::new());
         };
+        // The version the change was made on: what its author's app held.
+        let base = change.deps();
         for op in &expanded.operations {
-            let (Key::Map(key), 1, Some(replaced)) = (&op.key, op.pred.len(), op.pred.get(0))
-            else {
+            let Key::Map(key) = &op.key else {
                 continue;
             };
-            if !matches!(&op.action, OpType::Make(_) | OpType::Put(_)) {
-                continue;
-            }
-            let Ok((_, held)) = document.import(&export(replaced.0, &replaced.1)) else {
-                continue;
+            let deletes = match &op.action {
+                OpType::Make(_) | OpType::Put(_) => false,
+                OpType::Delete => true,
+                _ => continue,
             };
-            // A null too: no map a record keeps is ever cleared but a whole value (a null
-            // then a new map, in one change or two, took a colleague's follow-up away).
-            let text = held == ObjType::Text;
             let parent = match &op.obj {
                 ObjectId::Root => automerge::ROOT,
                 ObjectId::Id(id) => match document.import_obj(&export(id.0, &id.1)) {
@@ -343,6 +344,21 @@ fn replaces_kept_objects_of<R: Record>(
                     Err(_) => continue,
                 },
             };
+            // The maps, lists and texts the key held in that version (none in an object the
+            // change makes itself).
+            let Ok(held) = document.get_all_at(&parent, key.as_str(), &base) else {
+                continue;
+            };
+            let held: Vec<(ObjType, ExId)> = held
+                .into_iter()
+                .filter_map(|(value, id)| match value {
+                    automerge::Value::Object(typ) => Some((typ, id)),
+                    automerge::Value::Scalar(_) => None,
+                })
+                .collect();
+            if held.is_empty() {
+                continue;
+            }
             let Ok(above) = document.parents(&parent).map(|p| p.path()) else {
                 continue;
             };
@@ -355,13 +371,42 @@ fn replaces_kept_objects_of<R: Record>(
                 .collect();
             path.push(key.to_string());
             let segments: Vec<&str> = path.iter().map(String::as_str).collect();
-            let kept_in_place = if text {
-                schema.is_text(&segments)
-            } else {
-                !schema.is_whole(&segments)
-            };
-            if kept_in_place && !schema.is_derived(&segments) && !reserved_key(segments[0]) {
-                return Some(path.join("."));
+            if schema.is_derived(&segments) || reserved_key(segments[0]) {
+                continue;
+            }
+            // An entry of a collection is removed by deleting its key (who may is the role
+            // matrix's rule); the collection itself never is.
+            let entry = schema.is_collection(&segments[..segments.len() - 1]);
+            // What the op names as the values it overwrites, among those the key held: two
+            // or more is a conflict's resolution. A name given twice, or of an op the key did
+            // not hold, counts for nothing (Automerge reads either as a plain overwrite).
+            let named: HashSet<&ExId> = held
+                .iter()
+                .map(|(_, id)| id)
+                .filter(|id| {
+                    op.pred.iter().any(|pred| match id {
+                        ExId::Id(counter, actor, _) => pred.0 == *counter && pred.1 == *actor,
+                        ExId::Root => false,
+                    })
+                })
+                .collect();
+            for (typ, id) in &held {
+                // A null too: no map a record keeps is ever cleared but a whole value (a null
+                // then a new map, in one change or two, took a colleague's follow-up away).
+                let kept_in_place = match typ {
+                    ObjType::Text => schema.is_text(&segments),
+                    _ => !schema.is_whole(&segments),
+                };
+                if !kept_in_place {
+                    continue;
+                }
+                let overwritten_alone = named.contains(id) && named.len() == 1;
+                // A new value beside the one held, not over it: Automerge shows one of the
+                // two, and what a colleague made inside the other is hidden.
+                let beside = !deletes && !named.contains(id);
+                if (overwritten_alone && !(deletes && entry)) || beside {
+                    return Some(path.join("."));
+                }
             }
         }
     }

@@ -3536,6 +3536,92 @@ fn the_hub_refuses_a_list_or_text_put_anew_in_place_of_the_one_held() {
             .unwrap();
     });
     assert_eq!(refused(outcome), "referrals");
+    // Put anew naming the one held twice (Automerge reads it as a plain overwrite), or none
+    // (beside it: a conflict that hides it), or one of nothing.
+    let mut rewritten = |write: &dyn Fn(&mut automerge::transaction::Transaction<'_>),
+                         pred: &dyn Fn(&mut Vec<automerge::legacy::OpId>)| {
+        let document = altered(&supervisor, id, |tx| write(tx));
+        let last = document.get_last_local_change().unwrap();
+        let mut change = automerge::ExpandedChange::from(&last);
+        for op in &mut change.operations {
+            let mut named: Vec<automerge::legacy::OpId> = op.pred.iter().cloned().collect();
+            pred(&mut named);
+            op.pred = named.into();
+        }
+        change.hash = None;
+        let bytes = supervisor.store.export_document(id).unwrap();
+        let mut forged = automerge::Automerge::load(&bytes).unwrap();
+        forged
+            .apply_changes([automerge::Change::from(change)])
+            .unwrap();
+        common::push_one(
+            &mut hub,
+            &supervisor.principal,
+            &supervisor.store,
+            wire::PushEntry {
+                id,
+                heads: forged.get_heads().iter().map(|h| h.0).collect(),
+                changes: forged.save(),
+            },
+        )
+    };
+    let new_referrals = |tx: &mut automerge::transaction::Transaction<'_>| {
+        tx.put_object(automerge::ROOT, "referrals", automerge::ObjType::Map)
+            .unwrap();
+    };
+    let new_notes = |tx: &mut automerge::transaction::Transaction<'_>| {
+        let text = tx
+            .put_object(automerge::ROOT, "notes", automerge::ObjType::Text)
+            .unwrap();
+        tx.splice_text(&text, 0, 0, "Vue au champ.").unwrap();
+    };
+    let twice = |pred: &mut Vec<automerge::legacy::OpId>| {
+        if let Some(first) = pred.first().cloned() {
+            pred.push(first);
+        }
+    };
+    let nothing = |pred: &mut Vec<automerge::legacy::OpId>| pred.clear();
+    let unknown = |pred: &mut Vec<automerge::legacy::OpId>| {
+        if let Some(first) = pred.first().cloned() {
+            pred.push(automerge::legacy::OpId(first.0 + 100_000, first.1));
+        }
+    };
+    for pred in [&twice as &dyn Fn(&mut Vec<_>), &nothing, &unknown] {
+        assert_eq!(refused(rewritten(&new_referrals, pred)), "referrals");
+        assert_eq!(refused(rewritten(&new_notes, pred)), "notes");
+    }
+    // Deleted, then made anew in a change of its own; or deleted alone.
+    let document = {
+        use automerge::transaction::CommitOptions;
+        let bytes = supervisor.store.export_document(id).unwrap();
+        let mut document = automerge::Automerge::load(&bytes)
+            .unwrap()
+            .with_actor(supervisor.store.actor().clone());
+        let message = serde_json::to_string(&supervisor.store.author()).unwrap();
+        let mut tx = document.transaction();
+        tx.delete(automerge::ROOT, "hazards").unwrap();
+        tx.commit_with(CommitOptions::default().with_message(message.clone()));
+        let mut tx = document.transaction();
+        tx.put_object(automerge::ROOT, "hazards", automerge::ObjType::Map)
+            .unwrap();
+        tx.commit_with(CommitOptions::default().with_message(message));
+        document
+    };
+    let outcome = common::push_one(
+        &mut hub,
+        &supervisor.principal,
+        &supervisor.store,
+        wire::PushEntry {
+            id,
+            heads: document.get_heads().iter().map(|h| h.0).collect(),
+            changes: document.save(),
+        },
+    );
+    assert_eq!(refused(outcome), "hazards");
+    let outcome = altered_push(&mut hub, &supervisor, id, |tx| {
+        tx.delete(automerge::ROOT, "referrals").unwrap();
+    });
+    assert_eq!(refused(outcome), "referrals");
     // An honest edit beside them is taken.
     let outcome = altered_push(&mut hub, &supervisor, id, |tx| {
         tx.put(automerge::ROOT, "hours_per_week", 14_i64).unwrap();
