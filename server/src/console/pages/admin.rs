@@ -248,14 +248,18 @@ pub async fn add_user(
             entry: None,
             ..again(t.get("users.entry_used"))
         };
+        let made_by_this_form = |hub: &Hub, entry: Uuid| -> Result<Option<bool>, Error> {
+            Ok(hub
+                .backend
+                .user(entry)?
+                .map(|made| made.name == name && made.role == role && made.areas == new.areas))
+        };
         if let Some(entry) = entry {
-            if let Some(made) = hub.backend.user(entry)? {
-                if made.name == name && made.role == role && made.areas == new.areas {
-                    return Ok(Redirect::to("/console/users").into_response());
-                }
-                return users_page(hub, ctx, &viewer, made_already);
+            match made_by_this_form(hub, entry)? {
+                Some(true) => return Ok(Redirect::to("/console/users").into_response()),
+                Some(false) => return users_page(hub, ctx, &viewer, made_already),
+                None => new.id = entry,
             }
-            new.id = entry;
         }
         if let Err(problem) = new.check_new(&*hub.backend.reference()?) {
             return users_page(hub, ctx, &viewer, again(&user_refusal(t, &problem)));
@@ -273,6 +277,23 @@ pub async fn add_user(
             }
             Err(e @ Error::Validation(_)) => {
                 users_page(hub, ctx, &viewer, again(&ctx.tr().refusal(&e)))
+            }
+            // The same form sent at once twice (a proxy's retry, a double click on a slow
+            // link, two hub machines): the other copy made the user; done, or said as above.
+            Err(Error::AlreadyExists { .. }) if entry.is_some_and(|e| e == new.id) => {
+                match made_by_this_form(hub, new.id)? {
+                    Some(true) => Ok(Redirect::to("/console/users").into_response()),
+                    Some(false) => users_page(hub, ctx, &viewer, made_already),
+                    None => users_page(
+                        hub,
+                        ctx,
+                        &viewer,
+                        UsersState {
+                            entry: None,
+                            ..again(t.get("users.entry_unusable"))
+                        },
+                    ),
+                }
             }
             // An entry naming a record of another kind (a form altered by hand).
             Err(Error::AlreadyExists { .. }) => users_page(
