@@ -706,9 +706,53 @@ fn missed_entry(action: &str) {
     missed.push(action.to_string());
 }
 
+/// Says when a secret was given on the command line, which every account of the machine reads
+/// (`ps`, `/proc/<pid>/cmdline`): a database URL with its password, or the hub's key. The
+/// environment (`VIGIE_DATABASE`, `VIGIE_HUB_KEY`) is the process's own. The secret itself is
+/// never written.
+fn warn_of_secrets_in_arguments(args: impl Iterator<Item = std::ffi::OsString>) {
+    for said in secrets_in_arguments(args) {
+        eprintln!("vigie: warning: {said}");
+    }
+}
+
+fn secrets_in_arguments(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<&'static str> {
+    let args: Vec<String> = args.map(|a| a.to_string_lossy().into_owned()).collect();
+    let mut said = Vec::new();
+    let value_of = |name: &str| -> Vec<&str> {
+        let mut values = Vec::new();
+        for (i, arg) in args.iter().enumerate() {
+            if arg == name {
+                values.extend(args.get(i + 1).map(String::as_str));
+            } else if let Some(value) = arg.strip_prefix(name).and_then(|v| v.strip_prefix('=')) {
+                values.push(value);
+            }
+        }
+        values
+    };
+    // `scheme://user:password@host`: a colon in what comes before the last `@`.
+    let with_password = |url: &&str| {
+        url.split_once("://")
+            .and_then(|(_, rest)| rest.rsplit_once('@'))
+            .is_some_and(|(user, _)| user.contains(':'))
+    };
+    if value_of("--database").iter().any(with_password) {
+        said.push(
+            "the database password given in --database can be read by every account of this              machine (ps): give the URL in VIGIE_DATABASE instead",
+        );
+    }
+    if !value_of("--key-hex").is_empty() {
+        said.push(
+            "the hub's key given in --key-hex can be read by every account of this machine              (ps): give it in VIGIE_HUB_KEY, or keep it in a key file",
+        );
+    }
+    said
+}
+
 fn main() -> ExitCode {
     // RUST_LOG chooses, under ceilings that keep libraries' byte dumps out (`logging`).
     vigie_server::logging::init("info");
+    warn_of_secrets_in_arguments(std::env::args_os().skip(1));
     let cli = Cli::parse();
     // A file-size limit (`ulimit -f`, systemd's `LimitFSIZE`) reached by a write is then that
     // write's error (the hub refuses the request that met it and serves on; a backup or an
@@ -2616,4 +2660,30 @@ fn backup(hub: &HubData, out: &std::path::Path) -> Result<(), String> {
         out.join("RESTORE.txt").display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::secrets_in_arguments;
+
+    fn said(args: &[&str]) -> usize {
+        secrets_in_arguments(args.iter().map(std::ffi::OsString::from)).len()
+    }
+
+    /// A password in `--database` and a key in `--key-hex` are said; a URL without a password
+    /// (peer authentication, a password in `VIGIE_DATABASE`) is not.
+    #[test]
+    fn secrets_on_the_command_line_are_said() {
+        assert_eq!(
+            said(&["serve", "--database", "postgres://vigie:pw@db:5432/r"]),
+            1
+        );
+        assert_eq!(said(&["serve", "--database=postgres://vigie:pw@db/r"]), 1);
+        assert_eq!(
+            said(&["serve", "--database", "postgres://vigie@db:5432/r"]),
+            0
+        );
+        assert_eq!(said(&["serve", "--data", "vigie-data"]), 0);
+        assert_eq!(said(&["serve", "--key-hex", &"ab".repeat(32)]), 1);
+    }
 }
