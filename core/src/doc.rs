@@ -413,6 +413,97 @@ fn replaces_kept_objects_of<R: Record>(
     None
 }
 
+/// The rule a change breaks that edits inside an entry (a referral, a follow-up) another
+/// device removed meanwhile (`meets_a_concurrent_removal`).
+pub const EDITS_A_REMOVED_ENTRY: &str = "edits an entry another device removed meanwhile: the change cannot reach it (give it up, or ask who removed it to add it again)";
+
+/// The rule a change breaks that removes an entry another device edited meanwhile.
+pub const REMOVES_AN_EDITED_ENTRY: &str =
+    "removes an entry another device edited meanwhile: look at it again before removing it";
+
+/// Where one of `changes` (of `document`) meets a removal made without it, against `held`
+/// (the version the receiver held before them): an edit inside an entry its author held,
+/// which a change the author did not see removed (a supervisor's removal of a follow-up a
+/// monitor was completing offline); or the removal of an entry changes its author did not
+/// see edited. Automerge keeps the removal and drops what was made inside the entry, without
+/// a word: refused instead, the field named, so that the person whose work it is sees it.
+/// The path of the entry, and the rule.
+pub(crate) fn meets_a_concurrent_removal(
+    document: &Automerge,
+    changes: &[ChangeHash],
+    held: &[ChangeHash],
+) -> Option<(String, &'static str)> {
+    use automerge::legacy::{Key, ObjectId, OpType};
+    let export = |counter: u64, actor: &ActorId| format!("{counter}@{}", actor.to_hex_string());
+    // The object's path at `heads`, if it is in view there (not removed, not a conflict's
+    // hidden value, not yet made).
+    let in_view = |obj: &ObjId, heads: &[ChangeHash]| -> Option<String> {
+        let path = document.parents_at(obj, heads).ok()?.visible_path()?;
+        let names: Vec<String> = path
+            .into_iter()
+            .map(|(_, prop)| match prop {
+                automerge::Prop::Map(k) => k,
+                automerge::Prop::Seq(i) => i.to_string(),
+            })
+            .collect();
+        Some(names.join("."))
+    };
+    for hash in changes {
+        let Some(change) = document.get_change_by_hash(hash) else {
+            continue;
+        };
+        let Ok(expanded) = std::panic::catch_unwind(|| change.decode()) else {
+            continue;
+        };
+        // The version the change was made on, and that with what the receiver held: what
+        // the second holds of an entry beyond the first, other devices made without the
+        // author seeing it.
+        let base: Vec<ChangeHash> = change.deps().to_vec();
+        let mut both = base.clone();
+        both.extend_from_slice(held);
+        both.sort_unstable();
+        both.dedup();
+        let mut objects = HashSet::new();
+        for op in &expanded.operations {
+            if let ObjectId::Id(id) = &op.obj
+                && objects.insert((id.0, id.1.clone()))
+                && let Ok(obj) = document.import_obj(&export(id.0, &id.1))
+                && let Some(path) = in_view(&obj, &base)
+                && in_view(&obj, &both).is_none()
+            {
+                return Some((path, EDITS_A_REMOVED_ENTRY));
+            }
+            let (OpType::Delete, Key::Map(key)) = (&op.action, &op.key) else {
+                continue;
+            };
+            let parent = match &op.obj {
+                ObjectId::Root => automerge::ROOT,
+                ObjectId::Id(id) => match document.import_obj(&export(id.0, &id.1)) {
+                    Ok(parent) => parent,
+                    Err(_) => continue,
+                },
+            };
+            let Ok(removed) = document.get_all_at(&parent, key.as_str(), &base) else {
+                continue;
+            };
+            for (value, id) in removed {
+                let automerge::Value::Object(typ) = value else {
+                    continue;
+                };
+                // Removed by the others too: nothing of theirs is lost.
+                let Some(path) = in_view(&id, &both) else {
+                    continue;
+                };
+                let seen = object_json(document, &id, typ, Some(&base), 0);
+                if object_json(document, &id, typ, Some(&both), 0) != seen {
+                    return Some((path, REMOVES_AN_EDITED_ENTRY));
+                }
+            }
+        }
+    }
+    None
+}
+
 pub use crate::domain::limits::DEVICE_SHARE_OF_CHANGES;
 
 /// Actors one device may write a record's changes under: its store's, one for each time the

@@ -3473,6 +3473,75 @@ fn altered(
     document
 }
 
+/// A supervisor removes a follow-up while the monitor completes it offline: Automerge keeps
+/// the removal and drops what was made inside the follow-up, without a word. Whichever comes
+/// to the hub second is refused, the entry named, so that the person whose work it is sees
+/// it: the monitor's note (she can give it up, or ask for the follow-up back), or the
+/// supervisor's removal (she looks again, then removes it knowing the note).
+#[test]
+fn a_removal_and_an_edit_of_one_entry_at_once_are_not_merged_in_silence() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, mut supervisor, mut monitor, _) = enrolled(&dir);
+    let id = monitor.create_case(C01, NAME_C01);
+    let follow_up = FollowUp {
+        date: NaiveDate::from_ymd_opt(2026, 4, 6).unwrap(),
+        situation: FollowUpSituation::InSchool,
+        notes: "Vue à l'école.".into(),
+        next_due: None,
+    };
+    let refused_rule = |summary: &sync::SyncSummary| -> Option<String> {
+        summary
+            .refusal_details
+            .iter()
+            .find_map(|(refused, why)| (*refused == id).then(|| format!("{why:?}")))
+    };
+    for supervisor_first in [true, false] {
+        let (_, key) = monitor.store.add_follow_up(id, follow_up.clone()).unwrap();
+        monitor.sync(&mut hub);
+        supervisor.sync(&mut hub);
+        // Offline, each on her phone.
+        let mut noted: ChildCase = monitor.store.get(id).unwrap();
+        let entry = noted.followups.get_mut(&key).unwrap();
+        entry.notes.push_str(" Le maître confirme.");
+        monitor.store.update(&noted).unwrap();
+        let mut removed: ChildCase = supervisor.store.get(id).unwrap();
+        removed.followups.remove(&key);
+        supervisor.store.update(&removed).unwrap();
+        let (first, second) = match supervisor_first {
+            true => (&mut supervisor, &mut monitor),
+            false => (&mut monitor, &mut supervisor),
+        };
+        let taken = first.sync(&mut hub);
+        assert!(taken.refused.is_empty(), "{taken:?}");
+        let told = second.sync(&mut hub);
+        let rule = refused_rule(&told).unwrap_or_else(|| panic!("{told:?}"));
+        let expected = match supervisor_first {
+            true => vigie_core::doc::EDITS_A_REMOVED_ENTRY,
+            false => vigie_core::doc::REMOVES_AN_EDITED_ENTRY,
+        };
+        assert!(rule.contains(expected), "{rule}");
+        assert!(rule.contains(&format!("followups.{key}")), "{rule}");
+        // What the hub holds is what the first made; the second gives hers up, then sees it.
+        let held: ChildCase = hub.get(id).unwrap();
+        assert_eq!(held.followups.contains_key(&key), !supervisor_first);
+        second.store.discard_refused_changes(id).unwrap();
+        let after = second.sync(&mut hub);
+        assert!(after.refused.is_empty() && after.pending == 0, "{after:?}");
+        let seen: ChildCase = second.store.get(id).unwrap();
+        assert_eq!(seen, hub.get::<ChildCase>(id).unwrap());
+        if !supervisor_first {
+            assert!(seen.followups[&key].notes.ends_with("Le maître confirme."));
+            // Removed again, knowing the note: taken.
+            let mut removed = seen.clone();
+            removed.followups.remove(&key);
+            second.store.update(&removed).unwrap();
+            let again = second.sync(&mut hub);
+            assert!(again.refused.is_empty(), "{again:?}");
+        }
+        first.sync(&mut hub);
+    }
+}
+
 /// An altered app puts a case's referrals anew as an empty map, or its notes as a new text
 /// or a plain string, where its copy held them: Automerge would take that over a colleague's
 /// referral and note made offline inside the old ones, with no conflict shown. The hub

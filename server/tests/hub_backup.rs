@@ -531,11 +531,13 @@ fn an_earlier_versions_files_are_not_upgraded_under_its_running_serve() {
             .unwrap()
     };
     // The files as the earlier version left them: the store one schema behind (its last step,
-    // 34, undone: a visit's count of children and the cases it names), the registry from
-    // before tokens had an end.
+    // 36, undone: the case a merged duplicate names, a visit's alert with and without cases),
+    // the registry from before tokens had an end.
     open("hub.db")
         .execute_batch(&format!(
-            "ALTER TABLE visit_index DROP COLUMN under_15; DROP TABLE visit_named;
+            "ALTER TABLE child_index DROP COLUMN merged_into;
+             ALTER TABLE alert_index DROP COLUMN without_cases;
+             ALTER TABLE alert_index DROP COLUMN with_cases;
              PRAGMA user_version = {}",
             vigie_core::store::SCHEMA_VERSION - 1
         ))

@@ -4290,6 +4290,11 @@ fn admit_content<'a>(
                 NotAllowed::new(doc::REPLACES_KEPT_OBJECT),
             ));
         }
+        // An edit inside an entry a supervisor removed meanwhile, or a removal of one a
+        // colleague edited meanwhile: Automerge would drop the edit without a word.
+        if let Some((field, rule)) = doc::meets_a_concurrent_removal(document, &writes, before) {
+            return Err(Refused::step(&field, NotAllowed::new(rule)));
+        }
     }
     // A record may not be moved out of the sender's areas either.
     let area = record

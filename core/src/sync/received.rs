@@ -164,6 +164,12 @@ pub(crate) fn check_changes(
     if doc::replaces_kept_objects(kind, document, &hashes).is_some() {
         return Err(refused(id, doc::REPLACES_KEPT_OBJECT));
     }
+    if let Some(held) = held
+        && let Some((_, rule)) =
+            doc::meets_a_concurrent_removal(document, &hashes, &held.get_heads())
+    {
+        return Err(refused(id, rule));
+    }
     let makers: HashSet<Uuid> = runs.iter().map(|run| run.device).collect();
     if !doc::devices_within_share(document, &makers, &DocumentLimits::STANDARD) {
         return Err(refused(
