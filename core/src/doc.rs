@@ -346,7 +346,7 @@ fn replaces_kept_objects_of<R: Record>(
             };
             // The maps, lists and texts the key held in that version (none in an object the
             // change makes itself).
-            let Ok(held) = document.get_all_at(&parent, key.as_str(), &base) else {
+            let Ok(held) = document.get_all_at(&parent, key.as_str(), base) else {
                 continue;
             };
             let held: Vec<(ObjType, ExId)> = held
