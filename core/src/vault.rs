@@ -81,15 +81,44 @@ impl Default for KdfParams {
 }
 
 impl KdfParams {
-    /// Bounds that keep a damaged or hostile key file from asking for gigabytes or hours.
     fn argon2(&self) -> Result<argon2::Params, ValidationError> {
-        if self.memory_kib > 1024 * 1024 || self.iterations > 64 || self.parallelism > 16 {
-            return Err(ValidationError::new("kdf", "cost out of bounds"));
+        // Each bound named on the field an app sets (the bindings' names).
+        let between = |field: &str, value: u32, max: u32| {
+            if (1..=max).contains(&value) {
+                Ok(())
+            } else {
+                Err(ValidationError::new(
+                    field,
+                    format!("must be between 1 and {max}"),
+                ))
+            }
+        };
+        between("kdf_iterations", self.iterations, MAX_KDF_ITERATIONS)?;
+        between("kdf_parallelism", self.parallelism, MAX_KDF_PARALLELISM)?;
+        // Argon2 needs 8 KiB per lane.
+        let least = 8 * self.parallelism;
+        if self.memory_kib < least {
+            return Err(ValidationError::new(
+                "kdf_memory_kib",
+                format!("must be at least {least}"),
+            ));
+        }
+        if self.memory_kib > MAX_KDF_MEMORY_KIB {
+            return Err(ValidationError::new(
+                "kdf_memory_kib",
+                format!("must be at most {MAX_KDF_MEMORY_KIB}"),
+            ));
         }
         argon2::Params::new(self.memory_kib, self.iterations, self.parallelism, Some(32))
             .map_err(|_| ValidationError::new("kdf", "not valid Argon2id parameters"))
     }
 }
+
+/// Bounds of `KdfParams` that keep a damaged or hostile key file from asking for gigabytes or
+/// hours.
+const MAX_KDF_MEMORY_KIB: u32 = 1024 * 1024;
+const MAX_KDF_ITERATIONS: u32 = 64;
+const MAX_KDF_PARALLELISM: u32 = 16;
 
 /// How a vault treats its profiles.
 #[derive(Debug, Clone)]
@@ -421,6 +450,14 @@ impl Vault {
         }
         if config.min_pin_chars < 4 {
             return Err(ValidationError::new("min_pin_chars", "must be at least 4").into());
+        }
+        // A minimum above the longest PIN accepted would lock every profile out at its making.
+        if config.min_pin_chars > MAX_PIN_CHARS {
+            return Err(ValidationError::new(
+                "min_pin_chars",
+                format!("must be at most {MAX_PIN_CHARS} characters"),
+            )
+            .into());
         }
         let dir = dir.into();
         // An empty path is the process's working directory: profiles would land wherever the

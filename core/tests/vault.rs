@@ -517,6 +517,69 @@ fn short_or_trivial_pins_are_refused_naming_the_pin() {
         }
     }
     assert!(!std::path::Path::new("vault.lock").exists());
+    // A minimum no PIN accepted could meet is refused at the opening, not at each profile.
+    for min_pin_chars in [3, 129, usize::MAX] {
+        let config = VaultConfig {
+            min_pin_chars,
+            ..config(5)
+        };
+        match Vault::open_with(dir.path().join("strict"), config) {
+            Err(Error::Validation(e)) => assert_eq!(e.field, "min_pin_chars"),
+            other => panic!("a minimum of {min_pin_chars} gave {other:?}"),
+        }
+    }
+    // Each cost out of bounds is named on its own field.
+    let cheap = cheap_kdf();
+    for (kdf, field) in [
+        (
+            KdfParams {
+                memory_kib: 0,
+                ..cheap
+            },
+            "kdf_memory_kib",
+        ),
+        (
+            KdfParams {
+                memory_kib: 4 << 20,
+                ..cheap
+            },
+            "kdf_memory_kib",
+        ),
+        (
+            KdfParams {
+                iterations: 0,
+                ..cheap
+            },
+            "kdf_iterations",
+        ),
+        (
+            KdfParams {
+                iterations: 1000,
+                ..cheap
+            },
+            "kdf_iterations",
+        ),
+        (
+            KdfParams {
+                parallelism: 0,
+                ..cheap
+            },
+            "kdf_parallelism",
+        ),
+        (
+            KdfParams {
+                parallelism: 64,
+                ..cheap
+            },
+            "kdf_parallelism",
+        ),
+    ] {
+        let config = VaultConfig { kdf, ..config(5) };
+        match Vault::open_with(dir.path().join("costly"), config) {
+            Err(Error::Validation(e)) => assert_eq!(e.field, field, "{kdf:?}"),
+            other => panic!("{kdf:?} gave {other:?}"),
+        }
+    }
 }
 
 #[test]
