@@ -1807,6 +1807,43 @@ fn a_childs_file_holds_the_registrations_merged_through_another() {
     assert!(file.body.contains("Consentement"), "{}", file.body);
 }
 
+/// A case whose `merged_from` names another child's case (an altered app's edit; no merge
+/// made it) does not bring that child into this child's access-request file: a registration
+/// is one only if it names the case back.
+#[test]
+fn a_childs_file_holds_no_case_named_merged_that_was_never_merged() {
+    let s = setup();
+    let mut f = field(&s);
+    let other = f
+        .mine
+        .store
+        .create(&child(area(C01), "Kofi Mensah", f.mine.user()))
+        .expect("case")
+        .id;
+    f.mine.sync(&s.hub.url).expect("sync");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut supervisor = Device::enrol(
+        dir.path(),
+        &s.data,
+        "superviseur-nomme",
+        Role::Supervisor,
+        &[C01],
+        33,
+    );
+    supervisor.sync(&s.hub.url).expect("sync");
+    let mut case: ChildCase = supervisor.store.get(f.my_case).expect("case");
+    case.merged_from.insert(other);
+    supervisor.store.update(&case).expect("the edit");
+    let pushed = supervisor.sync(&s.hub.url).expect("sync");
+    assert!(pushed.refused.is_empty(), "{pushed:?}");
+    let mut browser = signed_in(&s, "sup.named");
+    let file = browser.get(&format!("/console/cases/{}/file.json", f.my_case));
+    assert_eq!(file.status, 200);
+    assert!(!file.body.contains("Kofi Mensah"), "{}", file.body);
+    let page = browser.get(&format!("/console/cases/{}", f.my_case));
+    assert!(!page.body.contains("Kofi Mensah"), "{}", page.body);
+}
+
 /// A registration of another region merged into a case (by a supervisor of the country)
 /// brings none of its files into the case's whole file for a supervisor of the region: their
 /// captions may name another district's children.

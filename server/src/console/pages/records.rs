@@ -976,23 +976,31 @@ async fn attachment_file(
 /// The registrations merged into `case`, and into those before (A merged into B, then B into
 /// C: the child's file of C holds A), that the supervisor may read (one of another district,
 /// merged by a supervisor above both, stays out of sight with its files). As an erasure takes
-/// them all.
+/// them: a registration named in `merged_from` is one only if its own `merged_into` names the
+/// case back (an altered app's edit could name another child's case there, which would then go
+/// into this child's access-request file), and the walk stops where an erasure would.
 fn merged_in_view(scoped: &vigie_core::store::Scoped<'_>, case: &ChildCase) -> Vec<ChildCase> {
     let mut seen = std::collections::BTreeSet::from([case.id]);
-    let mut next: Vec<Uuid> = case.merged_from.iter().copied().collect();
+    let mut next: Vec<(Uuid, Uuid)> = case.merged_from.iter().map(|&d| (d, case.id)).collect();
     let mut merged = Vec::new();
-    while let Some(duplicate) = next.pop() {
-        if !seen.insert(duplicate) {
+    while let Some((duplicate, kept)) = next.pop() {
+        if merged.len() >= MAX_MERGED_SHOWN || !seen.insert(duplicate) {
             continue;
         }
-        if let Ok(registration) = scoped.get::<ChildCase>(duplicate) {
-            next.extend(registration.merged_from.iter().copied());
+        if let Ok(registration) = scoped.get::<ChildCase>(duplicate)
+            && registration.merged_into == Some(kept)
+        {
+            next.extend(registration.merged_from.iter().map(|&d| (d, duplicate)));
             merged.push(registration);
         }
     }
     merged.sort_by_key(|registration| registration.id);
     merged
 }
+
+/// The registrations of one child a case's page and file show at most: beyond the erasure's
+/// own bound, reached only by edits made to walk the hub.
+const MAX_MERGED_SHOWN: usize = 1_000;
 
 /// Everything the hub holds of one child, for an access request (a parent asks what is held
 /// of their child): the case as its values are now, with its referrals and follow-ups, the
