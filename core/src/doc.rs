@@ -415,7 +415,7 @@ fn replaces_kept_objects_of<R: Record>(
 
 /// The rule a change breaks that edits inside an entry (a referral, a follow-up) another
 /// device removed meanwhile (`meets_a_concurrent_removal`).
-pub const EDITS_A_REMOVED_ENTRY: &str = "edits an entry another device removed meanwhile: the change cannot reach it (give it up, or ask who removed it to add it again)";
+pub const EDITS_A_REMOVED_ENTRY: &str = "edits an entry another device removed meanwhile: the change cannot reach it (give it up, then record again what is still needed)";
 
 /// The rule a change breaks that removes an entry another device edited meanwhile.
 pub const REMOVES_AN_EDITED_ENTRY: &str =

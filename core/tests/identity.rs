@@ -3542,6 +3542,66 @@ fn a_removal_and_an_edit_of_one_entry_at_once_are_not_merged_in_silence() {
     }
 }
 
+/// The same removal and edit met through a peer session (whichever phone starts it) or a
+/// bundle (either way): each phone refuses the other's change, and keeps its own work in view,
+/// until the hub settles it.
+#[test]
+fn a_phone_refuses_a_peers_removal_of_an_entry_it_edited_and_the_reverse() {
+    let dir = TempDir::new().unwrap();
+    let (mut hub, mut supervisor, mut monitor, _) = enrolled(&dir);
+    let id = monitor.create_case(C01, NAME_C01);
+    let follow_up = FollowUp {
+        date: NaiveDate::from_ymd_opt(2026, 4, 6).unwrap(),
+        situation: FollowUpSituation::InSchool,
+        notes: "Vue à l'école.".into(),
+        next_due: None,
+    };
+    let (_, key) = monitor.store.add_follow_up(id, follow_up).unwrap();
+    monitor.sync(&mut hub);
+    supervisor.sync(&mut hub);
+    let mut noted: ChildCase = monitor.store.get(id).unwrap();
+    noted.followups.get_mut(&key).unwrap().notes = "Revue au champ, 4 h par jour.".into();
+    monitor.store.update(&noted).unwrap();
+    let mut removed: ChildCase = supervisor.store.get(id).unwrap();
+    removed.followups.remove(&key);
+    supervisor.store.update(&removed).unwrap();
+    let unchanged = |monitor: &Device, supervisor: &Device, when: &str| {
+        let mine: ChildCase = monitor.store.get(id).unwrap();
+        assert_eq!(
+            mine.followups.get(&key).map(|f| f.notes.as_str()),
+            Some("Revue au champ, 4 h par jour."),
+            "the monitor's note, {when}"
+        );
+        let theirs: ChildCase = supervisor.store.get(id).unwrap();
+        assert!(!theirs.followups.contains_key(&key), "removed, {when}");
+    };
+    let _ = peer(&mut monitor, &mut supervisor);
+    unchanged(&monitor, &supervisor, "the monitor starting a peer session");
+    let _ = peer(&mut supervisor, &mut monitor);
+    unchanged(&monitor, &supervisor, "the supervisor starting one");
+    let (to_supervisor, _) = monitor
+        .store
+        .export_bundle(0, &[], &[Recipient::Device(supervisor.id())])
+        .unwrap();
+    let report = supervisor.store.import_bundle(&to_supervisor).unwrap();
+    assert_eq!(report.refused, 1, "{report:?}");
+    let (to_monitor, _) = supervisor
+        .store
+        .export_bundle(0, &[], &[Recipient::Device(monitor.id())])
+        .unwrap();
+    let report = monitor.store.import_bundle(&to_monitor).unwrap();
+    assert_eq!(report.refused, 1, "{report:?}");
+    unchanged(&monitor, &supervisor, "bundles both ways");
+    // The hub settles it: the first to sync is taken.
+    let taken = supervisor.sync(&mut hub);
+    assert!(taken.refused.is_empty(), "{taken:?}");
+    let told = monitor.sync(&mut hub);
+    assert!(
+        told.refused.len() == 1 && told.refused[0].0 == id,
+        "{told:?}"
+    );
+}
+
 /// An altered app puts a case's referrals anew as an empty map, or its notes as a new text
 /// or a plain string, where its copy held them: Automerge would take that over a colleague's
 /// referral and note made offline inside the old ones, with no conflict shown. The hub

@@ -164,11 +164,27 @@ pub(crate) fn check_changes(
     if doc::replaces_kept_objects(kind, document, &hashes).is_some() {
         return Err(refused(id, doc::REPLACES_KEPT_OBJECT));
     }
-    if let Some(held) = held
-        && let Some((_, rule)) =
-            doc::meets_a_concurrent_removal(document, &hashes, &held.get_heads())
-    {
-        return Err(refused(id, rule));
+    // Judged on this device's copy with the changes merged in: the received document alone
+    // lacks this device's own removal or edit that the changes meet.
+    if let Some(held) = held {
+        let merged = std::panic::catch_unwind(|| {
+            let mut merged = held.clone();
+            let changes = hashes
+                .iter()
+                .filter_map(|hash| automerge::ReadDoc::get_change_by_hash(document, hash));
+            merged.apply_changes(changes).ok().map(|_| merged)
+        });
+        let Ok(Some(merged)) = merged else {
+            return Err(refused(
+                id,
+                "its changes do not apply to this device's copy",
+            ));
+        };
+        if let Some((_, rule)) =
+            doc::meets_a_concurrent_removal(&merged, &hashes, &held.get_heads())
+        {
+            return Err(refused(id, rule));
+        }
     }
     let makers: HashSet<Uuid> = runs.iter().map(|run| run.device).collect();
     if !doc::devices_within_share(document, &makers, &DocumentLimits::STANDARD) {
