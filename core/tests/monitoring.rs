@@ -4172,6 +4172,64 @@ fn a_visit_alerts_as_one_where_children_work_while_a_case_is_opened_on_it() {
     );
 }
 
+/// A child registered on a visit to a workplace was found at work there, as the visit's alert
+/// counts her: a 9-year-old whose hours and tasks the inspector could not establish is child
+/// labour, not "not working" beside a visit alerted for children at work; registered off any
+/// visit with nothing noted, she is not working.
+#[test]
+fn a_child_registered_on_a_visit_is_classified_as_found_at_work() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "phone.db", SUPERVISOR);
+    as_role(&mut store, Role::Supervisor);
+    let farm = plantation(&mut store);
+    let mut v = Visit::new(
+        VisitKind::LabourInspection,
+        &farm,
+        SUPERVISOR,
+        at(2026, 3, 2, 8),
+    );
+    v.forced_labour
+        .insert(ForcedLabourIndicator::DebtBondage, String::new());
+    let v = store.create(&v).unwrap();
+    let mut found = child_of_visit(&v);
+    found.date_of_birth = Some(date(2016, 6, 1));
+    found.hours_per_week = 0;
+    let found = store.create(&found).unwrap();
+    let classified = |store: &Store| {
+        let case: ChildCase = store.get(found.id).unwrap();
+        case.classification.map(|c| (c.outcome, c.reason))
+    };
+    let (outcome, reason) = classified(&store).unwrap();
+    assert_eq!(outcome, ClassificationOutcome::ChildLabour, "{reason}");
+    let alerted = |store: &Store, id: Uuid| {
+        store
+            .alerts(None, Page::first(20))
+            .unwrap()
+            .iter()
+            .any(|a| a.id == id)
+    };
+    assert!(alerted(&store, v.id));
+    let counted = |store: &Store| {
+        let filter = IndicatorFilter {
+            area: None,
+            from: Some(date(2025, 9, 1)),
+            until: Some(date(2027, 1, 1)),
+        };
+        store.indicators(&filter).unwrap().children.in_child_labour
+    };
+    assert_eq!(counted(&store), 1);
+    // Moved off the visit (registered there by mistake), nothing noted is work.
+    let mut moved: ChildCase = store.get(found.id).unwrap();
+    moved.identified_on_visit = None;
+    store.update(&moved).unwrap();
+    let (outcome, reason) = classified(&store).unwrap();
+    assert_eq!(
+        (outcome, reason.as_str()),
+        (ClassificationOutcome::NotChildLabour, "not working")
+    );
+    assert_eq!(counted(&store), 0);
+}
+
 /// A child of 13 whose case is opened on `visit`.
 fn child_of_visit(visit: &Visit) -> ChildCase {
     let mut c = child(C01, "Moussa Diallo", SUPERVISOR);

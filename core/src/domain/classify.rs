@@ -83,8 +83,9 @@ pub struct Situation<'a> {
     pub worst_form: bool,
     /// Whether the child goes to school (light work is allowed only outside school hours).
     pub school: SchoolStatus,
-    /// Whether the work the child does was described (an activity or tasks): work, whatever
-    /// hours were noted (0 when the monitor could not establish them).
+    /// Whether the work the child does was described (an activity or tasks), or the child was
+    /// found at a workplace on a visit: work, whatever hours were noted (0 when the monitor
+    /// could not establish them).
     pub work_described: bool,
 }
 

@@ -601,7 +601,11 @@ impl ChildCase {
             hazards: &self.hazards,
             worst_form: !self.worst_forms.is_empty(),
             school: self.school,
-            work_described: !self.activity.trim().is_empty() || !self.tasks.is_empty(),
+            // A child registered on a visit to a workplace was found at work there, as the
+            // visit's alert counts her (`derived::visit_severity`), whatever could be noted.
+            work_described: !self.activity.trim().is_empty()
+                || !self.tasks.is_empty()
+                || self.identified_on_visit.is_some(),
         }
     }
 }
