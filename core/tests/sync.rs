@@ -2149,6 +2149,67 @@ fn a_case_closed_while_another_device_found_the_child_working_is_not_closed_unse
     }
 }
 
+/// A supervisor records a case's whole cycle offline, on her phone alone: registered,
+/// referred, verified withdrawn, followed up in school, closed, then a later follow-up that
+/// found the child working again (which reopens nothing and raises the alert). Each step was
+/// allowed when she took it; the hub, receiving the case whole in one push, judges it write by
+/// write as the phone did, not as one creation straight to a closed case whose latest visit
+/// saw the child working.
+#[test]
+fn a_case_closed_offline_before_a_later_follow_up_is_taken_in_one_first_push() {
+    let dir = TempDir::new().unwrap();
+    let mut hub = hub(&dir);
+    let mut supervisor = device(&dir, "supervisor", Role::Supervisor, &["CI-R1"]);
+    sync(&mut supervisor, &mut hub);
+    let day = |m, d| NaiveDate::from_ymd_opt(2026, m, d).unwrap();
+    let store = &mut supervisor.store;
+    let case = store
+        .create(&child(
+            area("CI-R1-D1", "CI-R1-D1-C01"),
+            "Kouassi Yao",
+            supervisor.principal.user,
+        ))
+        .unwrap();
+    store
+        .refer_case(
+            case.id,
+            Referral::new(ServiceKind::Education, "École de Soubré", day(4, 2)),
+        )
+        .unwrap();
+    store
+        .transition_case(case.id, CaseStatus::ReceivingServices)
+        .unwrap();
+    store
+        .transition_case_on(case.id, CaseStatus::Withdrawn, day(5, 4))
+        .unwrap();
+    let seen = |on, situation| FollowUp {
+        date: on,
+        situation,
+        notes: String::new(),
+        next_due: None,
+    };
+    store
+        .add_follow_up(case.id, seen(day(8, 4), FollowUpSituation::InSchool))
+        .unwrap();
+    store.transition_case(case.id, CaseStatus::Closed).unwrap();
+    store
+        .add_follow_up(case.id, seen(day(11, 4), FollowUpSituation::StillWorking))
+        .unwrap();
+    let summary = sync(&mut supervisor, &mut hub);
+    assert!(summary.refused.is_empty(), "{summary:?}");
+    let held = hub.get::<ChildCase>(case.id).unwrap();
+    assert_eq!(held.status, CaseStatus::Closed);
+    assert_eq!(held.followups.len(), 2);
+    assert_eq!(case_severity(&held), Some(AlertSeverity::StillWorking));
+    // In one write, created straight as closed on a latest visit that saw the child working,
+    // it is refused: no single step may make it so.
+    let mut closed = supervisor.store.get::<ChildCase>(case.id).unwrap();
+    closed.id = Uuid::nil();
+    closed.case_code = "CASE-CLOSED-AT-ONCE".into();
+    let attempt = supervisor.store.create(&closed);
+    assert!(attempt.is_err(), "{attempt:?}");
+}
+
 /// Two supervisors each remove one of a case's two referrals, each allowed on its own phone:
 /// the hub takes the first and refuses the second, rather than keep a case under services with
 /// no referral.

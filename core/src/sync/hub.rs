@@ -15,9 +15,7 @@ use crate::codec::{self, bounds, bounds::DocumentLimits};
 use crate::doc::{self, ChangeAuthor};
 use crate::domain::area::Area;
 use crate::domain::codes::{RecordKind, ReferenceType, Role};
-use crate::domain::records::{
-    ChildCase, Record, ReferenceDocument, Subject, User, Visit, Workplace,
-};
+use crate::domain::records::{ChildCase, Record, ReferenceDocument, User, Visit, Workplace};
 use crate::domain::reference::{AreaNode, Published, ReferenceContent, ReferenceData};
 use crate::domain::rights;
 use crate::domain::validation::NotAllowed;
@@ -4350,8 +4348,7 @@ fn admit_content<'a>(
     ) {
         Err(refused)
             if refused.reason == Refusal::StepNotAllowed
-                && kind == RecordKind::Visit
-                && each_write_allowed(rules, document, id, (&heads.0, &writes), false) => {}
+                && each_write_allowed(rules, document, (kind, id), (&heads.0, &writes), false) => {}
         other => other?,
     }
     // Filed by its sender (new, or moved by its changes) under a community the area tree in
@@ -4454,8 +4451,7 @@ fn admit_content<'a>(
             (base.as_ref().map(TypedRecord::subject), theirs.subject()),
             (was, now),
         )
-        && !(kind == RecordKind::Visit
-            && each_write_allowed(rules, document, id, (&heads.0, &writes), true))
+        && !each_write_allowed(rules, document, (kind, id), (&heads.0, &writes), true)
     {
         return Err(Refused::step(&e.field, e.refusal));
     }
@@ -4596,52 +4592,63 @@ fn sender_heads(new_changes: &[ChangeMetadata<'_>]) -> (Vec<ChangeHash>, Vec<Cha
     (base, theirs)
 }
 
-/// Whether each of the sender's writes (`writes`, its changes in order, made on `base`) was
-/// one its user may make, judged from the version before it as the phone judged it: a push
-/// made offline may hold several, which the change from its first version to its last would
-/// refuse where no single write was refused (a supervisor's own visit returned, corrected and
-/// submitted again: its content changed on a visit submitted before and after). Its steps,
-/// and with `files` who changed which file. Tried when that whole change is refused, for a
-/// visit's writes, at most `MAX_WRITES_JUDGED` of them.
+/// Whether each of the sender's writes (`writes`, its changes in order, made on `base`; empty
+/// for a record new to the hub, whose first write creates it) was one its user may make,
+/// judged from the version before it as the phone judged it: a push made offline may hold
+/// several, which the change from its first version to its last would refuse where no single
+/// write was refused (a supervisor's own visit returned, corrected and submitted again: its
+/// content changed on a visit submitted before and after; a case closed on a follow-up that
+/// saw the child in school, then a later one that saw her working again, which reopens
+/// nothing and raises the alert). Its steps, and with `files` who changed which file. Tried
+/// when that whole change is refused, for a visit's or a case's writes, at most
+/// `MAX_WRITES_JUDGED` of them.
 fn each_write_allowed(
     rules: &Rules<'_>,
     document: &Automerge,
-    id: Uuid,
+    (kind, id): (RecordKind, Uuid),
     (base, writes): (&[ChangeHash], &[ChangeHash]),
     files: bool,
 ) -> bool {
-    if base.is_empty() || writes.is_empty() || writes.len() > MAX_WRITES_JUDGED {
+    if !matches!(kind, RecordKind::Visit | RecordKind::ChildCase)
+        || writes.is_empty()
+        || writes.len() > MAX_WRITES_JUDGED
+    {
         return false;
     }
-    let version =
-        |heads: &[ChangeHash]| match TypedRecord::read_at(RecordKind::Visit, id, document, heads) {
-            Ok(TypedRecord::Visit(visit)) => Some(visit),
-            _ => None,
-        };
-    let Some(mut before) = version(base) else {
-        return false;
+    let version = |heads: &[ChangeHash]| TypedRecord::read_at(kind, id, document, heads).ok();
+    let (mut before, mut before_files) = if base.is_empty() {
+        (None, Vec::new())
+    } else {
+        match version(base) {
+            Some(record) => (Some(record), doc::attachments_at(document, base)),
+            None => return false,
+        }
     };
-    let mut before_files = doc::attachments_at(document, base);
     let (role, user) = (rules.author_role, rules.author.user);
     for write in writes {
         let Some(after) = version(&[*write]) else {
             return false;
         };
-        let (was, now) = (Subject::Visit(&before), Subject::Visit(&after));
-        if rights::check(role, user, Some(was), now).is_err() {
+        let was = before.as_ref().map(TypedRecord::subject);
+        if rights::check(role, user, was, after.subject()).is_err() {
             return false;
         }
         if files {
             let after_files = doc::attachments_at(document, &[*write]);
-            let (was, now) = (Subject::Visit(&before), Subject::Visit(&after));
-            if rights::check_files(role, user, (Some(was), now), (&before_files, &after_files))
-                .is_err()
+            let was = before.as_ref().map(TypedRecord::subject);
+            if rights::check_files(
+                role,
+                user,
+                (was, after.subject()),
+                (&before_files, &after_files),
+            )
+            .is_err()
             {
                 return false;
             }
             before_files = after_files;
         }
-        before = after;
+        before = Some(after);
     }
     true
 }
