@@ -3476,19 +3476,13 @@ fn altered(
 /// A supervisor removes a follow-up while the monitor completes it offline: Automerge keeps
 /// the removal and drops what was made inside the follow-up, without a word. Whichever comes
 /// to the hub second is refused, the entry named, so that the person whose work it is sees
-/// it: the monitor's note (she can give it up, or ask for the follow-up back), or the
+/// it: the monitor's note (she gives it up, then records again what is needed), or the
 /// supervisor's removal (she looks again, then removes it knowing the note).
 #[test]
 fn a_removal_and_an_edit_of_one_entry_at_once_are_not_merged_in_silence() {
     let dir = TempDir::new().unwrap();
     let (mut hub, mut supervisor, mut monitor, _) = enrolled(&dir);
     let id = monitor.create_case(C01, NAME_C01);
-    let follow_up = FollowUp {
-        date: NaiveDate::from_ymd_opt(2026, 4, 6).unwrap(),
-        situation: FollowUpSituation::InSchool,
-        notes: "Vue à l'école.".into(),
-        next_due: None,
-    };
     let refused_rule = |summary: &sync::SyncSummary| -> Option<String> {
         summary
             .refusal_details
@@ -3496,7 +3490,7 @@ fn a_removal_and_an_edit_of_one_entry_at_once_are_not_merged_in_silence() {
             .find_map(|(refused, why)| (*refused == id).then(|| format!("{why:?}")))
     };
     for supervisor_first in [true, false] {
-        let (_, key) = monitor.store.add_follow_up(id, follow_up.clone()).unwrap();
+        let (_, key) = monitor.store.add_follow_up(id, seen_in_school()).unwrap();
         monitor.sync(&mut hub);
         supervisor.sync(&mut hub);
         // Offline, each on her phone.
@@ -3542,6 +3536,16 @@ fn a_removal_and_an_edit_of_one_entry_at_once_are_not_merged_in_silence() {
     }
 }
 
+/// A follow-up that found the child in school, for the scenes where one is edited and removed.
+fn seen_in_school() -> FollowUp {
+    FollowUp {
+        date: NaiveDate::from_ymd_opt(2026, 4, 6).unwrap(),
+        situation: FollowUpSituation::InSchool,
+        notes: "Vue à l'école.".into(),
+        next_due: None,
+    }
+}
+
 /// The same removal and edit met through a peer session (whichever phone starts it) or a
 /// bundle (either way): each phone refuses the other's change, and keeps its own work in view,
 /// until the hub settles it.
@@ -3550,13 +3554,7 @@ fn a_phone_refuses_a_peers_removal_of_an_entry_it_edited_and_the_reverse() {
     let dir = TempDir::new().unwrap();
     let (mut hub, mut supervisor, mut monitor, _) = enrolled(&dir);
     let id = monitor.create_case(C01, NAME_C01);
-    let follow_up = FollowUp {
-        date: NaiveDate::from_ymd_opt(2026, 4, 6).unwrap(),
-        situation: FollowUpSituation::InSchool,
-        notes: "Vue à l'école.".into(),
-        next_due: None,
-    };
-    let (_, key) = monitor.store.add_follow_up(id, follow_up).unwrap();
+    let (_, key) = monitor.store.add_follow_up(id, seen_in_school()).unwrap();
     monitor.sync(&mut hub);
     supervisor.sync(&mut hub);
     let mut noted: ChildCase = monitor.store.get(id).unwrap();

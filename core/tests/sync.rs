@@ -2087,6 +2087,16 @@ fn two_edits_that_together_verify_a_case_before_its_referral_are_not_both_taken(
     assert!(!vigie_core::rights::verified_before_referral(&held));
 }
 
+/// A follow-up on `on` that saw the child so, with no note.
+fn seen(on: NaiveDate, situation: FollowUpSituation) -> FollowUp {
+    FollowUp {
+        date: on,
+        situation,
+        notes: String::new(),
+        next_due: None,
+    }
+}
+
 /// A supervisor closes a case offline on the follow-up she holds (the child in school) while
 /// the monitor records a later one that found the child still working. Whichever reaches the
 /// hub first, the case does not end closed on a closure decided without the later visit: the
@@ -2103,12 +2113,6 @@ fn a_case_closed_while_another_device_found_the_child_working_is_not_closed_unse
             .store
             .transition_case_on(case.id, CaseStatus::Withdrawn, day(5, 4))
             .unwrap();
-        let seen = |on, situation| FollowUp {
-            date: on,
-            situation,
-            notes: String::new(),
-            next_due: None,
-        };
         supervisor
             .store
             .add_follow_up(case.id, seen(day(8, 4), FollowUpSituation::InSchool))
@@ -2182,12 +2186,6 @@ fn a_case_closed_offline_before_a_later_follow_up_is_taken_in_one_first_push() {
     store
         .transition_case_on(case.id, CaseStatus::Withdrawn, day(5, 4))
         .unwrap();
-    let seen = |on, situation| FollowUp {
-        date: on,
-        situation,
-        notes: String::new(),
-        next_due: None,
-    };
     store
         .add_follow_up(case.id, seen(day(8, 4), FollowUpSituation::InSchool))
         .unwrap();
