@@ -60,8 +60,8 @@ pub use domain::attachment::{
 };
 pub use domain::codes::*;
 pub use domain::derived::{
-    NAME_SIMILARITY_THRESHOLD, case_alert_on, case_severity, fold_code, fold_name, name_similarity,
-    visit_severity,
+    CHILD_LABOUR_CHECKLIST, NAME_SIMILARITY_THRESHOLD, case_alert_on, case_severity, fold_code,
+    fold_name, name_similarity, visit_severity,
 };
 pub use domain::reference::{
     AreaGrant, CountryProfile, Labels, Pin, ReferenceContent, ReferenceData, ReferenceFile,

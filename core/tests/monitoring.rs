@@ -4100,6 +4100,56 @@ fn a_visit_alerts_by_its_indicators_and_the_children_found_there() {
     assert_eq!(severity(overtime_adults), Some(ForcedLabourIndicators));
 }
 
+/// An inspector who ticks "Children below the minimum age working" (or heavy loads…) on the
+/// child labour checklist of a visit that found forced-labour indicators, her head-count left
+/// blank, found children at work there: the visit alerts so. A "no" to "Workers' ages
+/// recorded" is a breach that says nothing of children.
+#[test]
+fn a_visit_whose_child_labour_checklist_saw_children_at_work_alerts_so() {
+    let dir = TempDir::new().unwrap();
+    let mut store = open(&dir, "phone.db", SUPERVISOR);
+    as_role(&mut store, Role::Supervisor);
+    let farm = plantation(&mut store);
+    let mut alerted = |day: u32, answers: &[(&str, Answer)]| {
+        let mut v = Visit::new(
+            VisitKind::LabourInspection,
+            &farm,
+            SUPERVISOR,
+            at(2026, 3, day, 8),
+        );
+        v.forced_labour
+            .insert(ForcedLabourIndicator::DebtBondage, String::new());
+        v.checklist = ChecklistAnswers {
+            checklist: CHILD_LABOUR_CHECKLIST.into(),
+            version: 1,
+            answers: answers
+                .iter()
+                .map(|(code, answer)| (code.to_string(), *answer))
+                .collect(),
+        };
+        let v = store.create(&v).unwrap();
+        store
+            .alerts(None, Page::first(20))
+            .unwrap()
+            .into_iter()
+            .find(|a| a.id == v.id)
+            .map(|a| a.severity)
+    };
+    use AlertSeverity::*;
+    assert_eq!(
+        alerted(2, &[("CL01", Answer::Yes), ("CL03", Answer::Yes)]),
+        Some(WorstFormSuspected)
+    );
+    assert_eq!(
+        alerted(3, &[("CL06", Answer::Yes)]),
+        Some(WorstFormSuspected)
+    );
+    assert_eq!(
+        alerted(4, &[("CL01", Answer::No), ("CL11", Answer::No)]),
+        Some(ForcedLabourLikely)
+    );
+}
+
 /// An inspector who registers the child she found at a workplace with forced-labour
 /// indicators may leave the head-count blank and name no child on the visit: the case opened
 /// on the visit says children work there, and the visit alerts so while such a case names it

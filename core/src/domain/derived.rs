@@ -3,7 +3,8 @@
 //! every write, whatever path changed the record, so they always follow the values.
 
 use super::codes::{
-    AlertSeverity, CaseStatus, ClassificationOutcome, FollowUpSituation, ForcedLabourIndicator,
+    AlertSeverity, Answer, CaseStatus, ClassificationOutcome, FollowUpSituation,
+    ForcedLabourIndicator,
 };
 use super::records::{ChildCase, Concurrent, FollowUp, Visit};
 use super::reference::builtin::FORCED_LABOUR;
@@ -147,14 +148,26 @@ pub fn is_strong_indicator(indicator: ForcedLabourIndicator) -> bool {
 }
 
 /// Whether a visit's own record says it found children at work: anyone under 18 in the
-/// workforce it counted, or a child it names (`children_identified`). A child whose case names
-/// the visit is one too (`visit_severity`'s `cases_opened`).
+/// workforce it counted, a child it names (`children_identified`), or an item of the child
+/// labour checklist breached by a "yes" (each says what children were seen doing: "Children
+/// below the minimum age working", "Children carrying heavy loads"…; an inspector may tick it
+/// and leave the head-count blank). A child whose case names the visit is one too
+/// (`visit_severity`'s `cases_opened`).
 pub fn children_at_work(visit: &Visit) -> bool {
-    !visit.children_identified.is_empty()
+    let observed = visit.checklist.checklist == CHILD_LABOUR_CHECKLIST
+        && visit
+            .breaches
+            .iter()
+            .any(|code| visit.checklist.answers.get(code) == Some(&Answer::Yes));
+    observed
+        || !visit.children_identified.is_empty()
         || [&visit.workforce.female, &visit.workforce.male]
             .iter()
             .any(|b| b.under_12 > 0 || b.age_12_14 > 0 || b.age_15_17 > 0)
 }
+
+/// The key of the reference data's checklist of what an inspector sees of children at work.
+pub const CHILD_LABOUR_CHECKLIST: &str = "child-labour";
 
 /// How many children under 15 a visit counted at work (the head-count's bands end at 14; from
 /// 15 a child's work may be allowed, which only a case tells). Those beyond the children it
