@@ -1473,8 +1473,16 @@ fn store_pushes<S: HubStorage + ?Sized>(
     }
     let waiting = !rest.is_empty() && spent(&stamp);
     // Said once as the allowance runs out, not at each request of a device that keeps sending
-    // (one a tenth of a second would write the log without bound).
-    if reservation.is_some() && waiting && allowance > 0 && byte_allowance > 0 {
+    // (one a tenth of a second would write the log without bound); nor again within the hour
+    // at each request that finds the few bytes refilled since and spends them.
+    if reservation.is_some()
+        && waiting
+        && allowance > 0
+        && byte_allowance > 0
+        && allowances
+            .as_ref()
+            .is_some_and(|a| a.say_spent(who.device, Measure::Changes))
+    {
         tracing::warn!(
             device = %who.device,
             waiting = rest.len(),
