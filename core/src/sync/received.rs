@@ -166,7 +166,9 @@ pub(crate) fn check_changes(
     }
     // Judged on this device's copy with the changes merged in: the received document alone
     // lacks this device's own removal or edit that the changes meet.
-    if let Some(held) = held {
+    if let Some(held) = held
+        && !hashes.is_empty()
+    {
         let merged = std::panic::catch_unwind(|| {
             let mut merged = held.clone();
             let changes = hashes
