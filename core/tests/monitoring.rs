@@ -4064,16 +4064,7 @@ fn a_visit_alerts_by_its_indicators_and_the_children_found_there() {
     as_role(&mut store, Role::Supervisor);
     let mine = plantation(&mut store);
     let mut found = |day: u32, indicators: &[ForcedLabourIndicator], child: bool| {
-        let mut v = Visit::new(
-            VisitKind::LabourInspection,
-            &mine,
-            SUPERVISOR,
-            at(2026, 3, day, 8),
-        );
-        for i in indicators {
-            v.forced_labour.insert(*i, String::new());
-        }
-        let v = store.create(&v).unwrap();
+        let v = store.create(&inspection(&mine, day, indicators)).unwrap();
         if child {
             let case = store.create(&child_of_visit(&v)).unwrap();
             let mut v = store.get::<Visit>(v.id).unwrap();
@@ -4111,14 +4102,7 @@ fn a_visit_whose_child_labour_checklist_saw_children_at_work_alerts_so() {
     as_role(&mut store, Role::Supervisor);
     let farm = plantation(&mut store);
     let mut alerted = |day: u32, answers: &[(&str, Answer)]| {
-        let mut v = Visit::new(
-            VisitKind::LabourInspection,
-            &farm,
-            SUPERVISOR,
-            at(2026, 3, day, 8),
-        );
-        v.forced_labour
-            .insert(ForcedLabourIndicator::DebtBondage, String::new());
+        let mut v = inspection(&farm, day, &[ForcedLabourIndicator::DebtBondage]);
         v.checklist = ChecklistAnswers {
             checklist: CHILD_LABOUR_CHECKLIST.into(),
             version: 1,
@@ -4164,15 +4148,7 @@ fn a_visit_alerts_as_one_where_children_work_while_a_case_is_opened_on_it() {
     use ForcedLabourIndicator::*;
     let mut severities = Vec::new();
     for (day, indicators) in [(2, vec![DebtBondage]), (3, vec![Deception])] {
-        let mut v = Visit::new(
-            VisitKind::LabourInspection,
-            &mine,
-            SUPERVISOR,
-            at(2026, 3, day, 8),
-        );
-        for i in indicators {
-            v.forced_labour.insert(i, String::new());
-        }
+        let mut v = inspection(&mine, day, &indicators);
         v.workforce.male.adults = 5;
         let v = store.create(&v).unwrap();
         let severity = |store: &Store| {
@@ -4232,15 +4208,9 @@ fn a_child_registered_on_a_visit_is_classified_as_found_at_work() {
     let mut store = open(&dir, "phone.db", SUPERVISOR);
     as_role(&mut store, Role::Supervisor);
     let farm = plantation(&mut store);
-    let mut v = Visit::new(
-        VisitKind::LabourInspection,
-        &farm,
-        SUPERVISOR,
-        at(2026, 3, 2, 8),
-    );
-    v.forced_labour
-        .insert(ForcedLabourIndicator::DebtBondage, String::new());
-    let v = store.create(&v).unwrap();
+    let v = store
+        .create(&inspection(&farm, 2, &[ForcedLabourIndicator::DebtBondage]))
+        .unwrap();
     let mut found = child_of_visit(&v);
     found.date_of_birth = Some(date(2016, 6, 1));
     found.hours_per_week = 0;
@@ -4278,6 +4248,20 @@ fn a_child_registered_on_a_visit_is_classified_as_found_at_work() {
         (ClassificationOutcome::NotChildLabour, "not working")
     );
     assert_eq!(counted(&store), 0);
+}
+
+/// A supervisor's labour inspection of `place` on 2026-03-`day` that found `indicators`.
+fn inspection(place: &Workplace, day: u32, indicators: &[ForcedLabourIndicator]) -> Visit {
+    let mut v = Visit::new(
+        VisitKind::LabourInspection,
+        place,
+        SUPERVISOR,
+        at(2026, 3, day, 8),
+    );
+    for i in indicators {
+        v.forced_labour.insert(*i, String::new());
+    }
+    v
 }
 
 /// A child of 13 whose case is opened on `visit`.
