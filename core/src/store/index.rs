@@ -69,15 +69,23 @@ pub(crate) fn delete_rows(tx: &Transaction, rowid: i64) -> Result<()> {
     tx.prepare_cached("DELETE FROM name_search WHERE rowid = ?1")?
         .execute([rowid])?;
     if let Some(visit) = on_visit {
-        tx.prepare_cached(
-            "UPDATE alert_index SET severity = CASE
-                 WHEN EXISTS (SELECT 1 FROM child_index c
-                              WHERE c.visit = (SELECT id FROM referenced_ids WHERE uuid = ?1))
-                 THEN with_cases ELSE without_cases END
-             WHERE record = (SELECT rowid FROM records WHERE id = ?1) AND with_cases IS NOT NULL",
-        )?
-        .execute([visit])?;
+        refresh_visit_alert(tx, &visit)?;
     }
+    Ok(())
+}
+
+/// Sets the alert of the visit whose id is `visit` to what it raises with the cases opened on
+/// it now (`alert_index.with_cases`), or alone (`without_cases`): the one home of that rule,
+/// whichever record came or went.
+fn refresh_visit_alert(tx: &Transaction, visit: &[u8]) -> Result<()> {
+    tx.prepare_cached(
+        "UPDATE alert_index SET severity = CASE
+             WHEN EXISTS (SELECT 1 FROM child_index c
+                          WHERE c.visit = (SELECT id FROM referenced_ids WHERE uuid = ?1))
+             THEN with_cases ELSE without_cases END
+         WHERE record = (SELECT rowid FROM records WHERE id = ?1) AND with_cases IS NOT NULL",
+    )?
+    .execute([visit])?;
     Ok(())
 }
 
@@ -129,16 +137,6 @@ fn area_numbers(tx: &Transaction, area: &Area) -> Result<[i64; 4]> {
 /// and users.
 fn id_number(tx: &Transaction, id: Uuid) -> Result<i64> {
     number_in(tx, &REFERENCED_IDS, id.as_bytes())
-}
-
-/// Whether a case names the visit `id` as the one its child was identified on.
-fn cases_opened_on(tx: &Transaction, id: Uuid) -> Result<bool> {
-    Ok(tx
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM child_index
-                            WHERE visit = (SELECT id FROM referenced_ids WHERE uuid = ?1))",
-        )?
-        .query_row([id.as_bytes()], |r| r.get(0))?)
 }
 
 /// Writes the index rows of one record (which has none yet). `also_named`: the record's other
@@ -230,15 +228,11 @@ pub(crate) fn insert_rows(
                 // The alert a case opened on the visit raises it to, kept beside what the
                 // visit raises alone, for the cases that come and go after it.
                 let raised = visit_severity(v, true).filter(|raised| *raised != own);
-                let severity = match raised {
-                    Some(raised) if cases_opened_on(tx, v.id)? => raised,
-                    _ => own,
-                };
                 insert_alert(
                     tx,
                     rowid,
                     RecordKind::Visit,
-                    severity,
+                    own,
                     v.started_at.timestamp_millis(),
                     None,
                     numbers,
@@ -249,6 +243,7 @@ pub(crate) fn insert_rows(
                          WHERE record = ?1",
                     )?
                     .execute(params![rowid, own as i64, raised as i64])?;
+                    refresh_visit_alert(tx, v.id.as_bytes())?;
                 }
             }
             if let Some(due) = due {
@@ -309,12 +304,7 @@ pub(crate) fn insert_rows(
             }
             insert_search(tx, rowid, &k.name, also_named)?;
             if let Some(visit) = k.identified_on_visit {
-                tx.prepare_cached(
-                    "UPDATE alert_index SET severity = with_cases
-                     WHERE record = (SELECT rowid FROM records WHERE id = ?1)
-                       AND with_cases IS NOT NULL",
-                )?
-                .execute([visit.as_bytes()])?;
+                refresh_visit_alert(tx, visit.as_bytes())?;
             }
         }
         Indexed::User(_) | Indexed::Reference => {}
