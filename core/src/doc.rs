@@ -287,6 +287,16 @@ pub fn reaches_unseen_operations(
 pub const REPLACES_KEPT_OBJECT: &str =
     "a change puts a new value in place of a list or a text the record keeps and edits in place";
 
+/// The object a decoded change's operation names (`automerge::legacy`), in `document`.
+fn op_object(document: &Automerge, obj: &automerge::legacy::ObjectId) -> Option<ObjId> {
+    match obj {
+        automerge::legacy::ObjectId::Root => Some(automerge::ROOT),
+        automerge::legacy::ObjectId::Id(id) => document
+            .import_obj(&format!("{}@{}", id.0, id.1.to_hex_string()))
+            .ok(),
+    }
+}
+
 /// The field (its path) where one of `changes` (of `document`, a record `R`) puts a new value
 /// in place of a map or a text the version it was made on held there: a case's referrals
 /// written as a new empty map, its notes as a new text or a plain string. Automerge takes such
@@ -318,9 +328,8 @@ fn replaces_kept_objects_of<R: Record>(
     changes: &[ChangeHash],
 ) -> Option<String> {
     use automerge::ObjId as ExId;
-    use automerge::legacy::{Key, ObjectId, OpType};
+    use automerge::legacy::{Key, OpType};
     let schema = Schema::of::<R>();
-    let export = |counter: u64, actor: &ActorId| format!("{counter}@{}", actor.to_hex_string());
     for hash in changes {
         let change = document.get_change_by_hash(hash)?;
         let Ok(expanded) = std::panic::catch_unwind(|| change.decode()) else {
@@ -337,12 +346,8 @@ fn replaces_kept_objects_of<R: Record>(
                 OpType::Delete => true,
                 _ => continue,
             };
-            let parent = match &op.obj {
-                ObjectId::Root => automerge::ROOT,
-                ObjectId::Id(id) => match document.import_obj(&export(id.0, &id.1)) {
-                    Ok(parent) => parent,
-                    Err(_) => continue,
-                },
+            let Some(parent) = op_object(document, &op.obj) else {
+                continue;
             };
             // The maps, lists and texts the key held in that version (none in an object the
             // change makes itself).
@@ -434,7 +439,6 @@ pub(crate) fn meets_a_concurrent_removal(
     held: &[ChangeHash],
 ) -> Option<(String, &'static str)> {
     use automerge::legacy::{Key, ObjectId, OpType};
-    let export = |counter: u64, actor: &ActorId| format!("{counter}@{}", actor.to_hex_string());
     // The object's path at `heads`, if it is in view there (not removed, not a conflict's
     // hidden value, not yet made).
     let in_view = |obj: &ObjId, heads: &[ChangeHash]| -> Option<String> {
@@ -467,7 +471,7 @@ pub(crate) fn meets_a_concurrent_removal(
         for op in &expanded.operations {
             if let ObjectId::Id(id) = &op.obj
                 && objects.insert((id.0, id.1.clone()))
-                && let Ok(obj) = document.import_obj(&export(id.0, &id.1))
+                && let Some(obj) = op_object(document, &op.obj)
                 && let Some(path) = in_view(&obj, &base)
                 && in_view(&obj, &both).is_none()
             {
@@ -476,12 +480,8 @@ pub(crate) fn meets_a_concurrent_removal(
             let (OpType::Delete, Key::Map(key)) = (&op.action, &op.key) else {
                 continue;
             };
-            let parent = match &op.obj {
-                ObjectId::Root => automerge::ROOT,
-                ObjectId::Id(id) => match document.import_obj(&export(id.0, &id.1)) {
-                    Ok(parent) => parent,
-                    Err(_) => continue,
-                },
+            let Some(parent) = op_object(document, &op.obj) else {
+                continue;
             };
             let Ok(removed) = document.get_all_at(&parent, key.as_str(), &base) else {
                 continue;
