@@ -738,12 +738,14 @@ fn secrets_in_arguments(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<&
     };
     if value_of("--database").iter().any(with_password) {
         said.push(
-            "the database password given in --database can be read by every account of this              machine (ps): give the URL in VIGIE_DATABASE instead",
+            "the database password given in --database can be read by every account of this \
+             machine (ps): give the URL in VIGIE_DATABASE instead",
         );
     }
     if !value_of("--key-hex").is_empty() {
         said.push(
-            "the hub's key given in --key-hex can be read by every account of this machine              (ps): give it in VIGIE_HUB_KEY, or keep it in a key file",
+            "the hub's key given in --key-hex can be read by every account of this machine \
+             (ps): give it in VIGIE_HUB_KEY, or keep it in a key file",
         );
     }
     said
@@ -2667,7 +2669,10 @@ mod tests {
     use super::secrets_in_arguments;
 
     fn said(args: &[&str]) -> usize {
-        secrets_in_arguments(args.iter().map(std::ffi::OsString::from)).len()
+        let said = secrets_in_arguments(args.iter().map(std::ffi::OsString::from));
+        // Each warning reads as one sentence, with no run of spaces from a line's wrap.
+        assert!(said.iter().all(|s| !s.contains("  ")), "{said:?}");
+        said.len()
     }
 
     /// A password in `--database` and a key in `--key-hex` are said; a URL without a password
